@@ -1,0 +1,13 @@
+# The two commands of the README. Each creates .venv/ itself when it is missing or stale.
+.PHONY: demo test setup bench clean-venv
+setup:
+	@bash scripts/setup.sh
+demo: setup
+	@.venv/bin/mrd demo $(ARGS)
+test:
+	@bash scripts/setup.sh --system-test-deps
+	@.venv/bin/python -m pytest -q $(ARGS)
+bench: setup
+	@.venv/bin/mrd bench step
+clean-venv:
+	rm -rf .venv

@@ -1,0 +1,29 @@
+"""The objective registry. Adding a model = one module with an Objective subclass + one line here."""
+from __future__ import annotations
+
+import importlib
+
+from ..errors import MRDError
+from .base import Objective
+
+# name -> "module:Class" (imported only when used, so the CLI and the add-on stay light)
+REGISTRY = {
+    "mae": "pixel:MAE",
+    "dual_buffer": "pixel:DualBuffer",
+    "resnet": "resnet:ResNet50",
+}
+
+
+def objective_names() -> list[str]:
+    return list(REGISTRY)
+
+
+def objective_class(name: str) -> type[Objective]:
+    if name not in REGISTRY:
+        raise MRDError(f"unknown model {name!r}: use one of {', '.join(REGISTRY)}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+def build_objective(name: str, **options) -> Objective:
+    return objective_class(name)(**options)

@@ -1,0 +1,19 @@
+"""The one tone map every render and target goes through before an objective: Reinhard, then sRGB, clamped."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def to_ldr(img):
+    """Dr.Jit (or numpy) linear radiance -> display sRGB in [0, 1], differentiable in Dr.Jit."""
+    if isinstance(img, np.ndarray):
+        x = np.maximum(img / (1.0 + img), 0.0)
+        return np.clip(np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055), 0.0, 1.0)
+    import drjit as dr
+    x = dr.maximum(img / (1.0 + img), 0.0)
+    srgb = dr.select(x <= 0.0031308, 12.92 * x, 1.055 * dr.power(x, 1 / 2.4) - 0.055)
+    return dr.clip(srgb, 0.0, 1.0)
+
+
+def to_uint8(img_ldr: np.ndarray) -> np.ndarray:
+    return (np.clip(np.asarray(img_ldr), 0, 1) * 255 + 0.5).astype(np.uint8)
