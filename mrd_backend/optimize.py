@@ -1,0 +1,401 @@
+"""The one run loop, for shape and material metamers alike: render each view, compare the objective's view of the
+render with its cached view of the target, step the parameters. Progress, streaming, outputs and cancellation are
+around the loop (in `Run`), not inside it."""
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import INTEGRATOR_PROFILES, RunConfig
+from .errors import Cancelled, MRDError
+from .profile import Profile
+from .run import REPORT_VERSION, RunFolder, default_out, grid
+
+
+@dataclass
+class StepResult:
+    step: int
+    loss: float
+    similarity: float
+    seconds: float
+    remeshed: bool = False
+    vertices: np.ndarray | None = None
+    faces: np.ndarray | None = None
+    render: np.ndarray | None = None            # uint8 (H, W, 3), view 0
+    textures: dict = field(default_factory=dict)
+    material: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    out: Path
+    status: str
+    report: dict
+    vertices: np.ndarray | None = None
+    faces: np.ndarray | None = None
+
+
+def optimize(config: RunConfig | dict | None = None, target=None, start=None, callback=None, should_stop=None,
+             progress: bool = False, log=print) -> RunResult:
+    """Runs one metamer optimization. `target`: a SceneSpec (else `config.scene` is loaded); `start`: (vertices,
+    faces) of the start shape (else `config.start`); `callback(StepResult)` after every logged step;
+    `should_stop()` is asked between steps. Returns a RunResult; raises MRDError for bad input (the run folder
+    and its report.json say how far it got)."""
+    if isinstance(config, dict):
+        config = RunConfig.from_dict(config)
+    return Run(config or RunConfig(), target, start, log).execute(callback, should_stop, progress)
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+    out = {}
+    for name in ("mrd", "mitsuba", "drjit", "torch", "numpy", "timm", "open_clip_torch", "lpips"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+class Run:
+    def __init__(self, cfg: RunConfig, target=None, start=None, log=print):
+        from . import material_scenes
+        from .objectives import objective_class
+        from .scenes import load_scene
+
+        self.log = log
+        native = objective_class(cfg.model).native_size
+        is_material = cfg.scene in material_scenes.names() or cfg.mode == "material"
+        self.cfg = cfg.resolved(is_material, native)
+        c = self.cfg
+        self.spec = target if target is not None else load_scene(c.scene, c.envmap, c.views, c.width)
+        rig = self.spec.cameras
+        if not rig.matrices:
+            rig.n_views = c.views
+        rig.width, rig.height = c.width, c.height
+        self.start = start
+        self.profile = Profile()
+        self.steps: list[dict] = []
+        self.status = "running"
+        self.error = None
+        self.extra: dict = {}
+        self.folder = RunFolder(c.out or default_out(c))
+        c.out = str(self.folder.path)
+
+    # -- building --------------------------------------------------------------------------------------------------
+    def _objective(self):
+        from .objectives import build_objective
+        c = self.cfg
+        opts = dict(weights=c.weights, weights_dir=c.weights_dir, preprocess=c.preprocess, seed=c.seed, log=self.log)
+        if c.model in ("mae", "dual_buffer"):
+            opts = {}
+        elif c.classify:
+            if c.class_index is None:
+                raise MRDError(f"--classify needs a class: scene {c.scene!r} has no default, give --class-index N")
+            opts.update(classify=c.class_index, alpha=c.alpha)
+        return build_objective(c.model, **opts)
+
+    def _start_mesh(self):
+        from .meshes import check_mesh, icosphere
+        from .scenes import load_target_mesh
+        if self.start is not None:
+            v, f = self.start
+        elif self.cfg.start == "icosphere":
+            center, radius = self.spec.bounds()
+            v, f = icosphere(self.cfg.start_subdivisions)
+            v = (v * 0.7 * radius + center).astype(np.float32)
+        else:
+            v, f = load_target_mesh(self.cfg.start)
+        check_mesh(v, f, "start mesh", closed=True)
+        return np.asarray(v, np.float32), np.asarray(f, np.int32)
+
+    def _setup(self):
+        import drjit as dr  # noqa: F401  (the variant is set by mitsuba())
+        from .tonemap import to_ldr
+        from .variant import mitsuba
+        mi = self.mi = mitsuba()
+        c, spec = self.cfg, self.spec
+        self.objective = self._objective()  # before any rendering: missing weights stop here
+        if c.mode == "shape" or spec.integrator is None:
+            spec.integrator = dict(INTEGRATOR_PROFILES[c.integrator]) if c.mode == "shape" else spec.integrator
+        self.sensors = spec.sensors(spp=c.spp)
+        self.log(f"{c.mode} metamer: scene {spec.name}, env {spec.environment.name}, model {c.model} "
+                 f"({self.objective.weights_used}), {len(self.sensors)} views {c.width}x{c.height}, {c.spp} spp, "
+                 f"{c.epochs} epochs, integrator profile {c.integrator!r}, variant {mi.variant()}")
+        # Targets: rendered once, tone-mapped, their features computed once per view and cached.
+        with self.profile("targets"):
+            tscene = spec.load()
+            self.target_images = [to_ldr(mi.render(tscene, sensor=s, spp=c.spp, seed=c.seed + 7919 * i))
+                                  for i, s in enumerate(self.sensors)]
+            self.target_np = [np.asarray(t) for t in self.target_images]
+            self.target_features = [self.objective.prepare(t) for t in self.target_images]
+        self.folder.write_png("renders/target_grid.png", grid(self.target_np))
+        for i, t in enumerate(self.target_np):
+            self.folder.write_png(f"renders/target_{i:03d}.png", t, "target_renders")
+        if c.mode == "shape":
+            from .shape import ShapeParameters
+            v, f = self._start_mesh()
+            self.folder.write_mesh("meshes/target.ply", spec.vertices, spec.faces, "target_mesh")
+            self.folder.write_mesh("meshes/start.ply", v, f)
+            self.scene = spec.load(vertices=v, faces=f)
+            self.params = mi.traverse(self.scene)
+            self.P = ShapeParameters(mi, self.params, v, f, c, self.log)
+        else:
+            from .material import MaterialParameters
+            self.P = MaterialParameters.create(mi, spec, c, self.folder, self.log)
+            self.scene, self.params = self.P.scene, self.P.params
+
+    # -- the loop --------------------------------------------------------------------------------------------------
+    def render(self, sensor, seed):
+        from .tonemap import to_ldr
+        with self.profile("render"):
+            return to_ldr(self.mi.render(self.scene, self.params, sensor=sensor, spp=self.cfg.spp, seed=seed))
+
+    def epoch(self, epoch: int) -> tuple[float, float, list]:
+        import drjit as dr
+        c, P, obj = self.cfg, self.P, self.objective
+        n = len(self.sensors)
+        losses, sims, images = [], [], []
+        for i, sensor in enumerate(self.sensors):
+            seed = c.seed + 1 + 2 * (epoch * n + i)  # fresh noise every step, never the target's seed
+            with self.profile("apply"):
+                P.apply()
+            img = self.render(sensor, seed)
+            img2 = self.render(sensor, seed + 1) if obj.renders_per_view == 2 else None
+            with self.profile("objective"):
+                loss = _flat(obj.loss(img, self.target_features[i], img2))
+                reg = P.regularization()
+                total = loss + reg if reg is not None else loss
+            with self.profile("backward"):
+                dr.backward(total)
+            if c.schedule == "per_view":
+                with self.profile("step"):
+                    P.step()
+            losses.append(total)
+            with self.profile("similarity"):
+                sims.append(obj.similarity(self.target_features[i]))
+            images.append(dr.detach(img))
+        if c.schedule == "per_epoch":
+            with self.profile("step"):
+                P.step()
+        loss = float(np.mean([float(dr.detach(x)[0]) for x in losses]))
+        return loss, float(np.mean(sims)), images
+
+    def evaluate(self, spp=None, seed=10_000) -> tuple[list[np.ndarray], list[float], float]:
+        """Renders the current state from every view (no gradients): images, per-view similarity, mean loss."""
+        import drjit as dr
+        from .tonemap import to_ldr
+        with dr.suspend_grad():
+            self.P.apply()
+            images, sims, losses = [], [], []
+            for i, s in enumerate(self.sensors):
+                img = to_ldr(self.mi.render(self.scene, self.params, sensor=s, spp=spp or self.cfg.spp, seed=seed + i))
+                img2 = to_ldr(self.mi.render(self.scene, self.params, sensor=s, spp=spp or self.cfg.spp,
+                                             seed=seed + 5000 + i)) if self.objective.renders_per_view == 2 else None
+                losses.append(float(_flat(self.objective.loss(img, self.target_features[i], img2))[0]))
+                sims.append(self.objective.similarity(self.target_features[i]))
+                images.append(np.asarray(img))
+        return images, sims, float(np.mean(losses))
+
+    # -- around the loop ---------------------------------------------------------------------------------------------
+    def execute(self, callback=None, should_stop=None, progress=False) -> RunResult:
+        c = self.cfg
+        self.folder.write_json("config.json", c.to_dict())
+        self.write_report()
+        try:
+            self._setup()
+            self.write_report()
+            self._loop(callback, should_stop, progress)
+        except (Cancelled, KeyboardInterrupt):
+            self.status = "cancelled"
+            self.log(f"cancelled: everything written so far is in {self.folder.path}")
+        except MRDError as exc:
+            self.status, self.error = "failed", str(exc)
+            raise
+        except Exception as exc:
+            self.status = "failed"
+            self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            (self.folder.path / "error.log").write_text(traceback.format_exc())
+            raise MRDError(f"internal error ({self.error}); details in {self.folder.path / 'error.log'}") from exc
+        finally:
+            self._finish()
+        return RunResult(self.folder.path, self.status, self.report, *self._final_mesh())
+
+    def _final_mesh(self):
+        if self.cfg.mode == "shape" and hasattr(self, "P"):
+            st = self.final_state
+            return st["vertices"], st["faces"]
+        return None, None
+
+    def _loop(self, callback, should_stop, progress):
+        c = self.cfg
+        from .meshes import chamfer
+        images, sims, loss0 = self.evaluate()
+        self.start_eval = {"loss": loss0, "similarity": float(np.mean(sims)), "per_view": sims}
+        if c.mode == "shape":
+            v, f = self.P.state()["vertices"], self.P.faces
+            self.start_eval.update(chamfer(v, f, self.spec.vertices, self.spec.faces))
+        bar = _progress(c.epochs) if progress else None
+        best, bad, self.best_state = math.inf, 0, self.P.state()
+        self.final_state = self.best_state
+        self.status = "running"
+        for epoch in range(c.epochs):
+            if should_stop is not None and should_stop():
+                raise Cancelled()
+            t0 = time.perf_counter()
+            loss, sim, images = self.epoch(epoch)
+            if not math.isfinite(loss) or not self.P.is_finite():
+                raise MRDError(f"the loss or the parameters became NaN/inf at epoch {epoch}: lower --lr "
+                               f"(now {self.P.lr:g}) or raise -l; the last good state is in {self.folder.path}")
+            state = self.P.state()
+            self.final_state = state
+            with self.profile("remesh"):
+                remeshed = self.P.end_of_epoch(epoch)
+            seconds = time.perf_counter() - t0
+            with self.profile("log"):
+                step = self._log_step(epoch, loss, sim, seconds, remeshed, images, state, callback)
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss:.4g}", sim=f"{sim:.4f}", s_per_step=f"{seconds:.2f}")
+                bar.update(1)
+            if loss < best - c.min_delta:
+                best, bad, self.best_state = loss, 0, state
+            else:
+                bad += 1
+                if c.patience and bad >= c.patience:
+                    self.log(f"early stop after epoch {epoch}: no improvement of the loss for {c.patience} epochs; "
+                             f"keeping the best state (loss {best:.4g})")
+                    self.P.restore(self.best_state)
+                    self.final_state = self.best_state
+                    self.status = "stopped_early"
+                    break
+            del step
+        if bar is not None:
+            bar.close()
+        if self.status == "running":
+            self.status = "done"
+        self.final_state = self.P.state()
+
+    def _log_step(self, epoch, loss, sim, seconds, remeshed, images, state, callback):
+        c = self.cfg
+        entry = {"step": epoch, "loss": loss, "similarity": sim, "seconds": seconds}
+        if c.mode == "shape":
+            entry.update(n_vertices=int(len(state["vertices"])), lr=self.P.lr, remeshed=remeshed)
+        info = getattr(self.objective, "step_info", lambda: {})() or {}
+        if info:
+            entry["info"] = info
+        entry.update(self.P.log_values() if hasattr(self.P, "log_values") else {})
+        files = {}
+        last = epoch == c.epochs - 1
+        if epoch % c.render_every == 0 or last:
+            np_images = [np.asarray(im) for im in images]
+            files["render"] = self.folder.rel(self.folder.write_png(f"renders/step_{epoch:06d}.png", grid(np_images),
+                                                                    "step_renders"))
+        if c.mode == "shape" and (epoch % c.mesh_every == 0 or remeshed or last):
+            files["mesh"] = self.folder.rel(self.folder.write_mesh(f"meshes/step_{epoch:06d}.ply",
+                                                                   state["vertices"], state["faces"]))
+        if hasattr(self.P, "write_outputs") and (epoch % c.render_every == 0 or last):
+            files.update(self.P.write_outputs(self.folder, f"step_{epoch:06d}"))
+        if files:
+            entry["files"] = files
+        if epoch % c.log_every == 0 or last or remeshed:
+            self.steps.append(entry)
+            self.write_report()
+        step = StepResult(epoch, loss, sim, seconds, remeshed, files=files, info=info)
+        if c.mode == "shape":
+            step.vertices, step.faces = state["vertices"], state["faces"]
+        else:
+            step.textures, step.material = self.P.values()
+        if callback is not None:
+            from .tonemap import to_uint8
+            step.render = to_uint8(np.asarray(images[0]))
+            callback(step)
+        return step
+
+    def _finish(self):
+        """Final renders, meshes, metrics, plots and report; runs after success, failure and cancellation."""
+        c = self.cfg
+        try:
+            if hasattr(self, "P") and hasattr(self, "start_eval"):
+                if c.mode == "shape":
+                    from .meshes import chamfer
+                    st = self.final_state
+                    self.P.restore(st) if self.status in ("cancelled", "failed") else None
+                    self.folder.write_mesh("meshes/final.ply", st["vertices"], st["faces"])
+                    end = chamfer(st["vertices"], st["faces"], self.spec.vertices, self.spec.faces)
+                    self.extra["chamfer"] = {"start": self.start_eval["chamfer"], "end": end["chamfer"]}
+                    self.extra["normal_consistency"] = {"start": self.start_eval["normal_consistency"],
+                                                        "end": end["normal_consistency"]}
+                else:
+                    self.folder.files.update(self.P.write_outputs(self.folder, "final"))
+                    self.extra.update(self.P.final_metrics())
+                images, sims, loss = self.evaluate()
+                self.final_images = images
+                self.folder.write_png("renders/final_grid.png", grid(images))
+                for i, im in enumerate(images):
+                    self.folder.write_png(f"renders/final_{i:03d}.png", im, "final_renders")
+                self.extra["similarity"] = {"start": self.start_eval["similarity"], "end": float(np.mean(sims)),
+                                            "per_view_end": sims}
+                self.extra["loss"] = {"start": self.start_eval["loss"], "end": loss}
+                self._end_of_run_evidence()
+        except Exception as exc:  # finishing must never hide the run's own outcome
+            self.log(f"warning: could not write the final results ({type(exc).__name__}: {exc})")
+            (self.folder.path / "finish-error.log").write_text(traceback.format_exc())
+        finally:
+            self._plots()
+            self.write_report()
+
+    def _end_of_run_evidence(self):
+        pass  # filled in by the evidence module
+
+    def _plots(self):
+        from .plots import curves_png, optimization_gif
+        try:
+            if self.steps:
+                curves_png(self.folder.path / "curves.png", self.steps)
+                self.folder.files["curves"] = "curves.png"
+            frames = self.folder.files.get("step_renders", [])
+            if frames:
+                optimization_gif(self.folder.path / "optimization.gif", [self.folder.path / f for f in frames])
+                self.folder.files["video"] = "optimization.gif"
+        except Exception as exc:
+            self.log(f"warning: could not write plots ({type(exc).__name__}: {exc})")
+
+    @property
+    def report(self) -> dict:
+        c = self.cfg
+        try:
+            from .variant import variant_name
+            variant = variant_name() if hasattr(self, "mi") else None
+        except Exception:
+            variant = None
+        obj = getattr(self, "objective", None)
+        r = {"version": REPORT_VERSION, "status": self.status, "error": self.error, "mode": c.mode,
+             "scene": c.scene if self.spec is None else self.spec.name, "envmap": self.spec.environment.name,
+             "model": c.model, "weights": obj.weights_used if obj else c.weights, "preprocess": c.preprocess,
+             "variant": variant, "versions": versions(), "integrator": {"profile": c.integrator,
+                                                                        **self.spec.integrator_dict()},
+             "objective": obj.describe() if obj else {"name": c.model}, "config": c.to_dict(),
+             "started": self.folder.started, "seconds": time.time() - self.folder.started,
+             "steps": self.steps, "profile": self.profile.summary(), "files": self.folder.files}
+        r.update(self.extra)
+        return r
+
+    def write_report(self):
+        self.folder.write_json("report.json", self.report)
+
+
+def _flat(x):
+    """A loss as a width-1 Dr.Jit Float (objectives may return 0-d tensors)."""
+    return x.array if hasattr(x, "array") else x
+
+
+def _progress(total):
+    from tqdm import tqdm
+    return tqdm(total=total, unit="step", dynamic_ncols=True)
