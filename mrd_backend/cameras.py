@@ -48,7 +48,7 @@ def blender_camera_to_world(matrix_world) -> np.ndarray:
 @dataclass
 class CameraRig:
     """Views around the object. With `matrices` set, those exact cameras are used (a Blender camera, a material
-    scene's fixed four); otherwise `n_views` lattice views at `distance` (None: 3.5 bounding-sphere radii)."""
+    scene's fixed four); otherwise `n_views` lattice views at `distance` (None: 2.8 bounding-sphere radii)."""
     n_views: int = 25
     fov: float = 45.0
     width: int = 256
@@ -62,7 +62,7 @@ class CameraRig:
         if self.matrices:
             return [np.asarray(m, np.float64) for m in self.matrices]
         c = np.asarray(self.center if self.center is not None else center, np.float64)
-        dist = self.distance if self.distance is not None else 3.5 * radius
+        dist = self.distance if self.distance is not None else 2.8 * radius
         return [look_at(c + dist * d, c) for d in fibonacci_directions(self.n_views, self.offset)]
 
     def held_out(self) -> "CameraRig":

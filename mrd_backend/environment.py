@@ -77,11 +77,11 @@ def studio(h: int = 128) -> np.ndarray:
     """A grey studio: dim walls, a brighter floor bounce and three soft boxes (key, fill, rim)."""
     d = _directions(h, 2 * h)
     z = d[..., 2:3]
-    img = 0.25 + 0.1 * np.clip(z, 0, 1) + 0.05 * np.clip(-z, 0, 1)
+    img = 0.04 + 0.04 * np.clip(z, 0, 1) + 0.02 * np.clip(-z, 0, 1)
     img = np.repeat(img, 3, -1)
-    img += 9.0 * _blob(d, (1.0, -1.0, 1.2), 18) * np.array([1.0, 0.97, 0.92])
-    img += 3.0 * _blob(d, (-1.0, -0.6, 0.5), 10) * np.array([0.9, 0.95, 1.0])
-    img += 5.0 * _blob(d, (-0.3, 1.0, 0.8), 30)
+    img += 12.0 * _blob(d, (1.0, -1.0, 1.2), 12) * np.array([1.0, 0.97, 0.92])
+    img += 4.0 * _blob(d, (-1.0, -0.6, 0.5), 8) * np.array([0.9, 0.95, 1.0])
+    img += 6.0 * _blob(d, (-0.3, 1.0, 0.8), 20)
     return img.astype(np.float32)
 
 

@@ -250,7 +250,15 @@ class Run:
             if should_stop is not None and should_stop():
                 raise Cancelled()
             t0 = time.perf_counter()
-            loss, sim, images = self.epoch(epoch)
+            try:
+                loss, sim, images = self.epoch(epoch)
+            except MRDError:
+                raise
+            except Exception:
+                if not self.P.is_finite():  # Mitsuba fails on NaN geometry before our end-of-epoch check
+                    loss = math.nan
+                else:
+                    raise
             if not math.isfinite(loss) or not self.P.is_finite():
                 raise MRDError(f"the loss or the parameters became NaN/inf at epoch {epoch}: lower --lr "
                                f"(now {self.P.lr:g}) or raise -l; the last good state is in {self.folder.path}")
