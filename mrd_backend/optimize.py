@@ -13,7 +13,7 @@ import numpy as np
 
 from .config import INTEGRATOR_PROFILES, RunConfig
 from .errors import Cancelled, MRDError
-from .profile import Profile
+from .profile import Profile, steady_guiding
 from .run import REPORT_VERSION, RunFolder, default_out, grid
 
 
@@ -124,7 +124,8 @@ class Run:
         c, spec = self.cfg, self.spec
         self.objective = self._objective()  # before any rendering: missing weights stop here
         if c.mode == "shape" or spec.integrator is None:
-            spec.integrator = dict(INTEGRATOR_PROFILES[c.integrator]) if c.mode == "shape" else spec.integrator
+            from .material import DEFAULT_INTEGRATOR  # material runs on objects without one: a path tracer
+            spec.integrator = dict(INTEGRATOR_PROFILES[c.integrator] if c.mode == "shape" else DEFAULT_INTEGRATOR)
         self.sensors = spec.sensors(spp=c.spp)
         self.log(f"{c.mode} metamer: scene {spec.name}, env {spec.environment.name}, model {c.model} "
                  f"({self.objective.weights_used}), {len(self.sensors)} views {c.width}x{c.height}, {c.spp} spp, "
@@ -136,6 +137,7 @@ class Run:
                                   for i, s in enumerate(self.sensors)]
             self.target_np = [np.asarray(t) for t in self.target_images]
             self.target_features = [self.objective.prepare(t) for t in self.target_images]
+        self.panel = self._panel()
         self.folder.write_png("renders/target_grid.png", grid(self.target_np))
         for i, t in enumerate(self.target_np):
             self.folder.write_png(f"renders/target_{i:03d}.png", t, "target_renders")
@@ -151,12 +153,29 @@ class Run:
             from .material import MaterialParameters
             self.P = MaterialParameters.create(mi, spec, c, self.folder, self.log)
             self.scene, self.params = self.P.scene, self.P.params
+        steady_guiding(self.scene.integrator())  # no kernel compiled per step by the guiding set-up (profile.py)
+
+    def _panel(self):
+        """The cross-model panel: in pixel-objective runs the research code's baseline, every logged step."""
+        c = self.cfg
+        if c.panel_every < 0 or not c.evidence or (c.model not in ("mae", "dual_buffer") and c.panel_every == 0):
+            return None
+        from .evidence import DEFAULT_MODELS, Panel
+        panel = Panel(c.panel_models if c.panel_models is not None else DEFAULT_MODELS, weights=c.weights,
+                      weights_dir=c.weights_dir, preprocess=c.preprocess, seed=c.seed, log=self.log)
+        for name, why in panel.skipped.items():
+            self.log(f"cross-model panel: {name} skipped ({why})")
+        if not panel.objectives:
+            return None
+        panel.set_targets(self.target_np)
+        return panel
 
     # -- the loop --------------------------------------------------------------------------------------------------
     def render(self, sensor, seed):
         from .tonemap import to_ldr
         with self.profile("render"):
-            return to_ldr(self.mi.render(self.scene, self.params, sensor=sensor, spp=self.cfg.spp, seed=seed))
+            return self.profile.settle(to_ldr(self.mi.render(self.scene, self.params, sensor=sensor,
+                                                             spp=self.cfg.spp, seed=seed)))
 
     def epoch(self, epoch: int) -> tuple[float, float, list]:
         import drjit as dr
@@ -172,7 +191,7 @@ class Run:
             with self.profile("objective"):
                 loss = _flat(obj.loss(img, self.target_features[i], img2))
                 reg = P.regularization()
-                total = loss + reg if reg is not None else loss
+                total = self.profile.settle(loss + reg if reg is not None else loss)
             with self.profile("backward"):
                 dr.backward(total)
             if c.schedule == "per_view":
@@ -301,8 +320,14 @@ class Run:
         entry.update(self.P.log_values() if hasattr(self.P, "log_values") else {})
         files = {}
         last = epoch == c.epochs - 1
-        if epoch % c.render_every == 0 or last:
+        np_images = None
+        if self.panel is not None and (epoch % max(1, c.panel_every or c.log_every) == 0 or last):
+            from .evidence import step_panel
             np_images = [np.asarray(im) for im in images]
+            with self.profile("panel"):
+                entry["panel"] = step_panel(self.panel, np_images)
+        if epoch % c.render_every == 0 or last:
+            np_images = np_images or [np.asarray(im) for im in images]
             files["render"] = self.folder.rel(self.folder.write_png(f"renders/step_{epoch:06d}.png", grid(np_images),
                                                                     "step_renders"))
         if c.mode == "shape" and (epoch % c.mesh_every == 0 or remeshed or last):
@@ -358,9 +383,86 @@ class Run:
         finally:
             self._plots()
             self.write_report()
+            try:
+                from .evidence import write_report_html
+                write_report_html(self.folder.path)
+            except Exception as exc:
+                self.log(f"warning: could not write report.html ({type(exc).__name__}: {exc})")
+
+    def _render_all(self, scene, sensors, spp=None, seed=20_000, params=None):
+        import drjit as dr
+        from .tonemap import to_ldr
+        with dr.suspend_grad():
+            return [np.asarray(to_ldr(self.mi.render(scene, params, sensor=s, spp=spp or self.cfg.spp, seed=seed + i)))
+                    for i, s in enumerate(sensors)]
+
+    def _masks(self, spec, sensors, vertices=None, faces=None):
+        """Object masks from Mitsuba's depth AOV (depth > 0 where a ray hits the object)."""
+        import copy
+        m = copy.copy(spec)
+        m.integrator = {"type": "aov", "aovs": "dd:depth"}
+        m.extras = {k: v for k, v in spec.extras.items() if "light" in k or "emitter" in k}
+        scene = m.load(vertices=vertices, faces=faces) if vertices is not None else m.load()
+        return [np.asarray(self.mi.render(scene, sensor=s, spp=1))[..., -1] > 0 for s in sensors]
+
+    def _turntable(self, frames: int):
+        """Result and target seen from a ring of cameras around +Z, as GIFs beside the report."""
+        import copy
+
+        from .cameras import CameraRig, look_at
+        center, radius = self.spec.bounds()
+        dist = self.spec.cameras.distance or 2.8 * radius
+        mats = []
+        for k in range(frames):
+            a = 2 * np.pi * k / frames
+            eye = center + dist * np.array([np.cos(a) * np.cos(0.35), np.sin(a) * np.cos(0.35), np.sin(0.35)])
+            mats.append(look_at(eye, center))
+        rig = CameraRig(frames, self.spec.cameras.fov, self.cfg.width, self.cfg.height, matrices=mats)
+        spec = copy.copy(self.spec)
+        sensors = spec.sensors(rig, spp=self.cfg.spp)
+        import imageio.v3 as iio
+
+        from .tonemap import to_uint8
+        for name, scene, params in (("turntable", self.scene, self.params), ("turntable_target", self.spec.load(), None)):
+            imgs = self._render_all(scene, sensors, params=params)
+            iio.imwrite(self.folder.path / "renders" / f"{name}.gif", np.stack([to_uint8(i) for i in imgs]),
+                        extension=".gif", duration=120, loop=0)
 
     def _end_of_run_evidence(self):
-        pass  # filled in by the evidence module
+        c, spec = self.cfg, self.spec
+        if c.turntable_frames > 0:
+            with self.profile("turntable"):
+                self._turntable(c.turntable_frames)
+        if not c.evidence:
+            return
+        from .evidence import EvidenceInputs, end_of_run, find_null
+        from .evidence.heldout import control_spec, heldout_rig
+        with self.profile("evidence"):
+            control = self._render_all(control_spec(spec).load(), self.sensors)
+            rig = heldout_rig(spec)
+            ho_t = ho_r = None
+            if rig is not None:
+                ho_sensors = spec.sensors(rig, spp=c.spp)
+                ho_t = self._render_all(spec.load(), ho_sensors)
+                ho_r = self._render_all(self.scene, ho_sensors, params=self.params)
+            masks = ho_masks = None
+            if c.masks:
+                masks = self._masks(spec, self.sensors)
+                ho_masks = self._masks(spec, ho_sensors) if rig is not None else None
+            st = self.final_state if c.mode == "shape" else None
+            ev = end_of_run(EvidenceInputs(
+                objective=self.objective, target_images=self.target_np, result_images=self.final_images,
+                control_images=control, heldout_target_images=ho_t, heldout_result_images=ho_r, masks=masks,
+                heldout_masks=ho_masks, target_mesh=(spec.vertices, spec.faces) if st else None,
+                result_mesh=(st["vertices"], st["faces"]) if st else None,
+                null=find_null(spec.name, spec.environment.name, c.model, self.objective.weights_used),
+                run_dir=self.folder.path, panel_models=list(c.panel_models) if c.panel_models is not None else
+                list(__import__("mrd_backend.evidence", fromlist=["DEFAULT_MODELS"]).DEFAULT_MODELS),
+                panel_weights=c.weights,
+                weights_dir=c.weights_dir, preprocess=c.preprocess, panel=self.panel,
+                target_features=None if c.masks else self.target_features, scene=spec.name,
+                envmap=spec.environment.name, seed=c.seed, log=self.log))
+        self.extra["evidence"] = ev
 
     def _plots(self):
         from .plots import curves_png, optimization_gif

@@ -18,6 +18,7 @@ def mi():
 def tiny_config(**kw):
     from mrd_backend.config import RunConfig
     base = dict(scene="blob", envmap="studio", model="mae", views=4, width=48, height=48, spp=4, epochs=3,
-                remesh=[], start_subdivisions=3, patience=0, mesh_every=1)
+                remesh=[], start_subdivisions=3, patience=0, mesh_every=1, evidence=False, turntable_frames=0,
+                panel_every=-1)
     base.update(kw)
     return RunConfig(**base)

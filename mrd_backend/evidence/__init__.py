@@ -1,0 +1,21 @@
+"""Metamer evidence: similarity measures, RSA, pixel measures, the cross-model panel, the held-out control, the null
+distribution, Bayes factors and permutation tests, the verdict, the report schema, report.html and `mrd compare`.
+
+What the run loop calls (see docs/evidence.md):
+- `Panel(models, weights, ...)`, `panel.set_targets(targets)`, `panel.evaluate(images)` (per step in pixel runs);
+- `heldout.control_spec(spec)`, `heldout.heldout_rig(spec)` for the control and held-out renders;
+- `end_of_run(EvidenceInputs(...))` -> report["evidence"];
+- `validate_report(report)`, `write_report_html(run_dir)`;
+- CLI: `add_null_parser(subparsers)` (mrd null), `add_compare_parser(subparsers)` (mrd compare); both set `func`.
+Heavy libraries (scipy, matplotlib, torch, flip) are imported only when used.
+"""
+from .compare import add_compare_parser, run_compare_command, write_compare
+from .html import write_report_html
+from .null import NullDistribution, add_null_parser, find_null, load_null, run_null_command
+from .panel import DEFAULT_MODELS, Panel
+from .schema import load_report, validate_report
+from .verdict import EvidenceInputs, end_of_run, step_panel
+
+__all__ = ["EvidenceInputs", "end_of_run", "step_panel", "Panel", "DEFAULT_MODELS", "NullDistribution", "load_null",
+           "find_null", "add_null_parser", "run_null_command", "add_compare_parser", "run_compare_command",
+           "write_compare", "write_report_html", "validate_report", "load_report"]

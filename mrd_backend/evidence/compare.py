@@ -1,0 +1,146 @@
+"""`mrd compare RUN_DIR...`: one table across runs, like the research code's result grids.
+
+Rows are scenes (scene / envmap), columns are models (with their weights when not pretrained), and each cell is the
+run's final similarity under its own model and its verdict (outcome and BF+0). Written as CSV and as a
+self-contained HTML table. A folder that is not a run folder, or a report of another version, stops with a one-line
+error; when several runs share a cell the most recent one is shown and the others are listed under the table.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import math
+from pathlib import Path
+
+from ..errors import MRDError
+from .schema import load_report
+
+
+def _weights_tag(weights: str) -> str:
+    w = str(weights)
+    if w in ("pretrained", "none", ""):
+        return ""
+    return "untrained" if w == "untrained" else f"weights {Path(w).name}"
+
+
+def run_record(run_dir: str | Path) -> dict:
+    """The numbers of one run folder that the table shows."""
+    run_dir = Path(run_dir)
+    r = load_report(run_dir)
+    ev = r.get("evidence") or {}
+    v = ev.get("verdict") or {}
+    b = v.get("bayes") or {}
+    sim = (r.get("similarity") or {}).get("end")
+    tag = _weights_tag(r.get("weights", ""))
+    return {"run_dir": str(run_dir), "scene": r.get("scene"), "envmap": r.get("envmap"), "mode": r.get("mode"),
+            "model": r.get("model"), "weights": r.get("weights"),
+            "column": f"{r.get('model')} [{tag}]" if tag else str(r.get("model")),
+            "row": f"{r.get('scene')} / {r.get('envmap')}", "status": r.get("status"), "similarity": sim,
+            "outcome": v.get("outcome"), "bf_plus0": b.get("bf_plus0"), "log10_bf_plus0": b.get("log10_bf_plus0"),
+            "sentence": v.get("sentence"), "started": r.get("started") or 0}
+
+
+def _bf_text(rec: dict) -> str:
+    lg = rec.get("log10_bf_plus0")
+    if lg is None:
+        return ""
+    bf = rec.get("bf_plus0")
+    return f"BF+0=10^{lg:.1f}" if bf is None or bf >= 1e5 or bf < 1e-3 else f"BF+0={bf:.3g}"
+
+
+def cell_text(rec: dict) -> str:
+    sim = rec.get("similarity")
+    s = "—" if sim is None or not math.isfinite(float(sim)) else f"{float(sim):.4f}"
+    if rec.get("outcome"):
+        extra = ", ".join(x for x in (rec["outcome"], _bf_text(rec)) if x)
+    else:
+        extra = f"no verdict: {rec.get('status')}"
+    return f"{s} ({extra})"
+
+
+def compare_runs(run_dirs: list) -> dict:
+    """{"rows": [...], "columns": [...], "cells": {(row, col): record}, "superseded": [records]}."""
+    if not run_dirs:
+        raise MRDError("no run folders given: mrd compare RUN_DIR [RUN_DIR ...]")
+    records = [run_record(d) for d in run_dirs]
+    cells, superseded = {}, []
+    for rec in records:
+        key = (rec["row"], rec["column"])
+        old = cells.get(key)
+        if old is None or rec["started"] >= old["started"]:
+            if old is not None:
+                superseded.append(old)
+            cells[key] = rec
+        else:
+            superseded.append(rec)
+    rows = sorted({k[0] for k in cells})
+    cols = sorted({k[1] for k in cells})
+    return {"rows": rows, "columns": cols, "cells": cells, "superseded": superseded}
+
+
+CSS = ("body{font:14px system-ui,sans-serif;margin:20px;color:#222}table{border-collapse:collapse}"
+       "th,td{border:1px solid #ddd;padding:5px 9px;text-align:center}th{background:#f2f2f0}"
+       "td.supported{background:#dcf2dc}td.not-supported{background:#f7d9d6}td.inconclusive{background:#faf0cf}"
+       "td small{color:#666}")
+
+
+def write_compare(run_dirs: list, out: str | Path = "compare") -> tuple[Path, Path]:
+    """Writes OUT.csv and OUT.html (OUT without suffix); returns their paths."""
+    table = compare_runs(run_dirs)
+    out = Path(out)
+    if out.suffix in (".csv", ".html"):
+        out = out.with_suffix("")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    csv_path, html_path = out.with_suffix(".csv"), out.with_suffix(".html")
+    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["scene / envmap", *table["columns"]])
+        for row in table["rows"]:
+            w.writerow([row, *[cell_text(table["cells"][(row, c)]) if (row, c) in table["cells"] else ""
+                               for c in table["columns"]]])
+    e = html.escape
+    head = "".join(f"<th>{e(c)}</th>" for c in table["columns"])
+    body = []
+    for row in table["rows"]:
+        tds = []
+        for c in table["columns"]:
+            rec = table["cells"].get((row, c))
+            if rec is None:
+                tds.append("<td></td>")
+                continue
+            cls = (rec.get("outcome") or "").replace(" ", "-")
+            link = Path(rec["run_dir"]).resolve() / "report.html"
+            name = e(Path(rec["run_dir"]).name)
+            ref = f'<a href="{e(link.as_uri())}">{name}</a>' if link.is_file() else name
+            tds.append(f'<td class="{e(cls)}" title="{e(rec.get("sentence") or "")}">{e(cell_text(rec))}'
+                       f"<br><small>{ref}</small></td>")
+        body.append(f"<tr><th>{e(row)}</th>{''.join(tds)}</tr>")
+    sup = ""
+    if table["superseded"]:
+        items = "".join(f"<li>{e(r['run_dir'])}: {e(cell_text(r))}</li>" for r in table["superseded"])
+        sup = f"<p>Older runs of the same scene and model (not shown in the table):</p><ul>{items}</ul>"
+    doc = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>mrd compare</title>'
+           f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">'
+           f"<style>{CSS}</style></head><body><h1>mrd compare: {len(table['cells'])} runs</h1>"
+           f"<p>Each cell: the final similarity under the run's own model (verdict, BF+0).</p>"
+           f"<table><thead><tr><th>scene / envmap</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+           f"{sup}</body></html>\n")
+    html_path.write_text(doc, encoding="utf-8")
+    return csv_path, html_path
+
+
+def add_compare_parser(subparsers):
+    """Adds `mrd compare RUN_DIR... [--out PREFIX]`; the handler is `run_compare_command`."""
+    p = subparsers.add_parser("compare", help="one table (CSV and HTML) across run folders: scenes x models",
+                              description=__doc__.split("\n\n")[1] if __doc__ else None)
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default="compare",
+                   help="output prefix: writes PREFIX.csv and PREFIX.html (default compare)")
+    p.set_defaults(func=run_compare_command)
+    return p
+
+
+def run_compare_command(args, log=print) -> int:
+    csv_path, html_path = write_compare(args.run_dirs, args.out)
+    log(f"wrote {csv_path} and {html_path}")
+    return 0

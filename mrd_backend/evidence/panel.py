@@ -1,0 +1,133 @@
+"""The cross-model panel: a metamer for one model checked against all the others.
+
+`Panel(models, weights)` builds every model it can (a model whose pretrained weights are missing, that is not in the
+zoo yet, or whose library is absent is skipped, with the reason recorded), prepares each view's target features
+once per model, and scores images against them with each model's own similarity (cosine on the unit hypersphere for
+networks, the mean per-patch cosine for dino/clip, 1 - distance for lpips/vgg, 1 - error for pixel objectives).
+In pixel-objective runs the run loop calls `evaluate` every logged step (the research code's baseline panel) and
+every run calls it at the end.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+
+from ..errors import MRDError
+from .similarity import mean_or_none, per_view as feature_per_view, to_numpy
+
+DEFAULT_MODELS = ("resnet", "resnet_sin", "vgg", "lpips", "clip", "dino")
+
+
+def build_model(name: str, weights: str = "untrained", weights_dir: str | None = None, preprocess: str = "correct",
+                seed: int = 0, log=None):
+    """build_objective with only the options that model's constructor takes (pixel objectives take none)."""
+    from ..objectives import build_objective, objective_class
+    cls = objective_class(name)
+    want = dict(weights=weights, weights_dir=weights_dir, preprocess=preprocess, seed=seed)
+    if log is not None:
+        want["log"] = log
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        opts = want
+    else:
+        opts = {k: v for k, v in want.items() if k in params}
+    return build_objective(name, **opts)
+
+
+def _quiet(*_a, **_k):
+    pass
+
+
+class Panel:
+    def __init__(self, models=DEFAULT_MODELS, weights: str = "untrained", weights_dir: str | None = None,
+                 preprocess: str = "correct", seed: int = 0, log=print, objectives: dict | None = None):
+        """`objectives`: already built objectives to reuse by name (e.g. the run's own)."""
+        self.weights = weights
+        self.objectives: dict = {}
+        self.skipped: dict[str, str] = {}
+        self.targets: dict[str, list] = {}
+        self.log = log
+        for name in dict.fromkeys(models):  # keep order, drop duplicates
+            if objectives and name in objectives:
+                self.objectives[name] = objectives[name]
+                continue
+            try:
+                self.objectives[name] = build_model(name, weights, weights_dir, preprocess, seed, log=_quiet)
+            except MRDError as exc:
+                self.skipped[name] = str(exc)
+            except Exception as exc:  # a missing optional library, a broken install: skip, say why
+                self.skipped[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
+        for name, why in self.skipped.items():
+            log(f"panel: skipping {name}: {why}")
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.objectives)
+
+    def describe(self) -> dict:
+        return {"weights": self.weights,
+                "models": {n: getattr(o, "weights_used", "none") for n, o in self.objectives.items()},
+                "skipped": dict(self.skipped)}
+
+    def set_targets(self, target_images: list) -> None:
+        """Prepares every model's features of every target view once (kept until the next call)."""
+        mi = _mi()
+        self.targets = {name: [obj.prepare(_tensor(mi, im)) for im in target_images]
+                        for name, obj in self.objectives.items()}
+
+    def evaluate(self, images: list, detail: bool = False, targets: dict | None = None) -> dict:
+        """{model: {"per_view": [...], "mean": x}} of each image against its view's prepared target, under every
+        built model. `detail` adds the feature measures (cosine, l2, pearson, spearman) as "measures"."""
+        targets = targets or self.targets
+        if not targets:
+            raise MRDError("the panel has no targets: call set_targets(target_images) first")
+        mi = _mi()
+        out = {}
+        for name, obj in self.objectives.items():
+            feats = targets[name]
+            if len(feats) != len(images):
+                raise MRDError(f"panel: {len(images)} images for {len(feats)} target views: give one image per view")
+            sims, mine = [], []
+            for im, tf in zip(images, feats):
+                x = _tensor(mi, im)
+                obj.loss(x, tf, x) if getattr(obj, "renders_per_view", 1) > 1 else obj.loss(x, tf)
+                s = float(obj.similarity(tf))
+                sims.append(s if math.isfinite(s) else None)
+                if detail:
+                    mine.append(obj.last_features())
+            entry = {"per_view": sims, "mean": mean_or_none(sims)}
+            if detail and all(f is not None for f in mine):
+                entry["measures"] = feature_per_view(mine, [to_numpy(t) for t in feats])
+            out[name] = entry
+        return out
+
+    def evaluate_against(self, images: list, references: list, detail: bool = False) -> dict:
+        """Like `evaluate`, against other reference images (e.g. the held-out control), prepared on the fly."""
+        mi = _mi()
+        refs = {name: [obj.prepare(_tensor(mi, im)) for im in references] for name, obj in self.objectives.items()}
+        return self.evaluate(images, detail, targets=refs)
+
+
+def _mi():
+    from ..variant import mitsuba
+    return mitsuba()
+
+
+def _tensor(mi, im):
+    if type(im).__module__.startswith("drjit"):
+        return im
+    return mi.TensorXf(np.ascontiguousarray(np.asarray(im, np.float32)[..., :3]))
+
+
+def panel_table(result: dict, skipped: dict | None = None) -> list[dict]:
+    """Rows for a report table: model, mean similarity, per-view min/max, or the reason it was skipped."""
+    rows = []
+    for name, e in result.items():
+        vals = [v for v in e["per_view"] if v is not None]
+        rows.append({"model": name, "mean": e["mean"], "min": min(vals) if vals else None,
+                     "max": max(vals) if vals else None, "skipped": None})
+    for name, why in (skipped or {}).items():
+        rows.append({"model": name, "mean": None, "min": None, "max": None, "skipped": why})
+    return rows

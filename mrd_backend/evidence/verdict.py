@@ -1,0 +1,390 @@
+"""End-of-run evidence: is the result a metamer of the target, and how sure are we?
+
+`end_of_run(EvidenceInputs(...))` computes, under the optimized model, the per-view similarity of the result to the
+target, to the held-out control (the target rotated 10 degrees about +Z, same cameras) and, on the held-out camera
+rig, of the held-out result renders to the held-out target renders; pixel measures (FLIP, PSNR, SSIM, LPIPS); mesh
+distances; the cross-model panel; RSA across views; the null-distribution percentile; and the verdict: the paired
+per-view scores (result vs target) against a baseline (default: result vs control) with BF+0, the rank BF+0, the
+sign-flip and rank permutation tests and Jeffreys labels, in one sentence. PNGs go to RUN_DIR/evidence/.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MRDError
+from . import pixels as px
+from . import rsa as rsa_mod
+from . import stats
+from .panel import DEFAULT_MODELS, Panel
+from .similarity import mean_or_none, similarity, to_numpy
+
+EVIDENCE_VERSION = 1
+BASELINES = ("control", "control_to_target", "scores")
+SUPPORT_BF = 3.0   # BF+0 above: supported; below 1/3: not supported; between: inconclusive
+
+
+@dataclass
+class EvidenceInputs:
+    """What the run hands over at its end. Images are tone-mapped sRGB (H, W, 3) in [0, 1] (numpy or Dr.Jit),
+    one per view; the lists of one rig have the same length and order."""
+    objective: object                                   # the run's built objective
+    target_images: list                                 # optimization rig: the targets
+    result_images: list                                 # optimization rig: the final renders
+    control_images: list | None = None                  # optimization rig: the target rotated 10 deg about +Z
+    heldout_target_images: list | None = None           # held-out rig (never optimized on): targets
+    heldout_result_images: list | None = None           # held-out rig: final renders
+    masks: list | None = None                           # optimization rig: per-view bool (H, W) object masks
+    heldout_masks: list | None = None                   # held-out rig: per-view bool (H, W) object masks
+    target_mesh: tuple | None = None                    # (V (n,3), F (m,3)) or None (material runs)
+    result_mesh: tuple | None = None
+    null: object | None = None                          # a NullDistribution (evidence.null.load_null) or None
+    run_dir: Path | None = None                         # PNGs go to run_dir/evidence/
+    panel_models: list = field(default_factory=lambda: list(DEFAULT_MODELS))
+    panel_weights: str | None = None                    # None: the run's weights (pretrained/untrained)
+    weights_dir: str | None = None
+    preprocess: str = "correct"
+    panel: Panel | None = None                          # a panel already built by the loop (reused, targets kept)
+    baseline: str = "control"                           # control | control_to_target | scores
+    baseline_scores: list | None = None                 # per-view scores for baseline="scores"
+    baseline_label: str | None = None                   # e.g. "the mae run of this scene"
+    target_features: list | None = None                 # the run's prepared target features (reused if given)
+    scene: str | None = None                            # checked against the null distribution
+    envmap: str | None = None
+    control_degrees: float = 10.0
+    draws: int = stats.DRAWS
+    seed: int = 0
+    prior_r: float = stats.PRIOR_R
+    lpips: bool = True                                  # LPIPS per view (via the zoo's lpips objective)
+    log: object = print
+
+
+def _masked(images, masks):
+    if images is None or masks is None:
+        return images
+    if len(masks) != len(images):
+        raise MRDError(f"{len(masks)} masks for {len(images)} views: give one mask per view")
+    out = []
+    for im, m in zip(images, masks):
+        a = px.as_image(im)
+        m = np.asarray(m, bool)
+        if m.shape != a.shape[:2]:
+            raise MRDError(f"a mask of shape {m.shape} does not fit an image of {a.shape[:2]}: render both at one size")
+        out.append(a * m[..., None])
+    return out
+
+
+def _tensor(im):
+    from ..variant import mitsuba
+    mi = mitsuba()
+    if type(im).__module__.startswith("drjit"):
+        return im
+    return mi.TensorXf(np.ascontiguousarray(np.asarray(im, np.float32)[..., :3]))
+
+
+class _Scorer:
+    """The optimized model: prepared features and per-view similarities (model's own measure + feature measures)."""
+
+    def __init__(self, objective):
+        self.obj = objective
+
+    def prepare(self, images):
+        return [self.obj.prepare(_tensor(im)) for im in images]
+
+    def score(self, images, ref_feats) -> tuple[dict, list]:
+        """({"per_view": {...}, "mean": {...}}, features of `images` (None where the model keeps none))."""
+        if len(images) != len(ref_feats):
+            raise MRDError(f"cannot pair {len(images)} images with {len(ref_feats)} reference views: one per view")
+        model, feats, rows = [], [], []
+        for im, rf in zip(images, ref_feats):
+            x = _tensor(im)
+            # dual_buffer wants two renders of a view: the same image twice scores it (similarity = 1 - RMSE)
+            self.obj.loss(x, rf, x) if getattr(self.obj, "renders_per_view", 1) > 1 else self.obj.loss(x, rf)
+            s = float(self.obj.similarity(rf))
+            model.append(s if math.isfinite(s) else None)
+            f = self.obj.last_features()
+            feats.append(None if f is None else np.array(f, copy=True))
+            rows.append(similarity(f, rf) if f is not None else {})
+        pv = {"model": model}
+        for k in ("cosine", "l2", "l2_distance", "pearson", "spearman"):
+            if all(k in r for r in rows) and rows:
+                pv[k] = [r[k] for r in rows]
+        return {"per_view": pv, "mean": {k: mean_or_none(v) for k, v in pv.items()}}, feats
+
+
+def _fmt_bf(b: dict) -> str:
+    lg = b.get("log10_bf_plus0")
+    if lg is None:
+        return "undefined"
+    bf = b.get("bf_plus0")
+    if bf is None or bf >= 1e4 or bf < 1e-3:
+        return f"10^{lg:.1f}"
+    return f"{bf:.3g}"
+
+
+def _outcome(b: dict) -> str:
+    lg = b.get("log10_bf_plus0")
+    if lg is None:
+        return "undetermined"
+    if lg > math.log10(SUPPORT_BF):
+        return "supported"
+    if lg < -math.log10(SUPPORT_BF):
+        return "not supported"
+    return "inconclusive"
+
+
+def _sentence(model: str, weights: str, v: dict, baseline_text: str, null_pct: float | None) -> str:
+    b, rb, sf = v["bayes"], v["rank_bayes"], v["sign_flip"]
+    head = {"supported": "Metamer supported", "not supported": "Metamer not supported",
+            "inconclusive": "Inconclusive", "undetermined": "Undetermined"}[v["outcome"]]
+    who = f"{model} ({weights})" if weights not in ("none", "") else model
+    s = (f"{head} under {who}: the result is more similar to the target than {baseline_text} in "
+         f"{v['views_above_baseline']} of {v['n']} views (BF+0 = {_fmt_bf(b)}, {b['label']}; rank BF+0 = "
+         f"{_fmt_bf(rb)}; sign-flip p = {sf['p']:.2g})")
+    if null_pct is not None:
+        s += f", and more similar than {null_pct:.0f}% of other objects"
+    return s + "."
+
+
+def _scores_plot(v: dict, path: Path, baseline_name: str) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    x = np.arange(v["n"])
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8.4, 2.9), layout="constrained")
+    a.plot(x, v["scores"], "o-", ms=3, color="C0", label="result vs target")
+    a.plot(x, v["baseline_scores"], "s--", ms=3, color="C1", label=baseline_name)
+    a.set(xlabel="view", ylabel="similarity", title="per-view paired scores")
+    a.legend(fontsize=7)
+    d = np.asarray(v["differences"])
+    b.bar(x, d, color=np.where(d > 0, "C2", "C3"))
+    b.axhline(0, color="0.4", lw=0.8)
+    b.set(xlabel="view", ylabel="difference", title=f"differences (mean {d.mean():.3g})")
+    for ax in (a, b):
+        ax.title.set_fontsize(10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def _rsa_block(feats_a, feats_b) -> dict | None:
+    if feats_a is None or feats_b is None or any(f is None for f in feats_a) or any(f is None for f in feats_b):
+        return None
+    if len(feats_a) < 2:
+        return None
+    return rsa_mod.compare_rdms(rsa_mod.rdm(feats_a), rsa_mod.rdm(feats_b))
+
+
+def end_of_run(inputs: EvidenceInputs) -> dict:
+    """All the evidence of one finished run, as the dict the report stores under "evidence" (schema: the
+    `evidence` definition of mrd_backend/data/report.schema.json). Writes PNGs into inputs.run_dir/evidence/."""
+    t0 = time.time()
+    ip = inputs
+    log = ip.log or (lambda *a, **k: None)
+    obj = ip.objective
+    n = len(ip.target_images)
+    if n == 0 or len(ip.result_images) != n:
+        raise MRDError(f"evidence needs one result image per target view, got {len(ip.result_images)} for {n}")
+    if ip.control_images is not None and len(ip.control_images) != n:
+        raise MRDError(f"{len(ip.control_images)} control images for {n} views: render the control from every camera")
+    if (ip.heldout_target_images is None) != (ip.heldout_result_images is None):
+        raise MRDError("held-out views need both target and result renders (or neither)")
+    if ip.baseline not in BASELINES:
+        raise MRDError(f"unknown baseline {ip.baseline!r}: use one of {', '.join(BASELINES)}")
+    model = getattr(obj, "name", "objective")
+    weights = str(getattr(obj, "weights_used", "none"))
+    notes: list[str] = []
+    files: dict[str, str] = {}
+    edir = Path(ip.run_dir) / "evidence" if ip.run_dir is not None else None
+    if edir is not None:
+        edir.mkdir(parents=True, exist_ok=True)
+
+    def rel(p: Path) -> str:
+        return str(Path(p).relative_to(ip.run_dir)).replace("\\", "/")
+
+    # -- features under the optimized model (masked when masks are given) -----------------------------------------
+    tgt = _masked(ip.target_images, ip.masks)
+    res = _masked(ip.result_images, ip.masks)
+    ctl = _masked(ip.control_images, ip.masks)
+    ho_t = _masked(ip.heldout_target_images, ip.heldout_masks)
+    ho_r = _masked(ip.heldout_result_images, ip.heldout_masks)
+    scorer = _Scorer(obj)
+    if ip.target_features is not None and ip.masks is None:
+        if len(ip.target_features) != n:
+            raise MRDError(f"{len(ip.target_features)} prepared target features for {n} views")
+        t_feats = list(ip.target_features)
+    else:
+        t_feats = scorer.prepare(tgt)
+    measures: dict = {"result_vs_target": None, "result_vs_control": None, "control_vs_target": None,
+                      "heldout_views": None}
+    measures["result_vs_target"], r_feats = scorer.score(res, t_feats)
+    c_feats = None
+    if ctl is not None:
+        c_feats = scorer.prepare(ctl)
+        measures["result_vs_control"], _ = scorer.score(res, c_feats)
+        measures["control_vs_target"], _ = scorer.score(ctl, t_feats)
+    hr_feats = ht_feats = None
+    if ho_t is not None:
+        ht_feats = scorer.prepare(ho_t)
+        measures["heldout_views"], hr_feats = scorer.score(ho_r, ht_feats)
+
+    # -- pixels (unmasked) ---------------------------------------------------------------------------------------
+    lpips_obj = None
+    if ip.lpips:
+        if model == "lpips":
+            lpips_obj = obj
+        elif ip.panel is not None and "lpips" in ip.panel.objectives:
+            lpips_obj = ip.panel.objectives["lpips"]
+        else:
+            try:
+                from .panel import build_model
+                lpips_obj = build_model("lpips", ip.panel_weights or _panel_weights(weights), ip.weights_dir,
+                                        ip.preprocess, log=lambda *a, **k: None)
+            except Exception as exc:
+                notes.append(f"LPIPS not computed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    pixels: dict = {"result_vs_target": None, "control_vs_target": None, "heldout_views": None}
+    pixels["result_vs_target"], maps = px.pixel_metrics(ip.result_images, ip.target_images, lpips_obj)
+    if ip.control_images is not None:
+        pixels["control_vs_target"], _ = px.pixel_metrics(ip.control_images, ip.target_images, lpips_obj)
+    ho_maps = None
+    if ip.heldout_target_images is not None:
+        pixels["heldout_views"], ho_maps = px.pixel_metrics(ip.heldout_result_images, ip.heldout_target_images,
+                                                            lpips_obj)
+    if edir is not None:
+        files["flip"] = rel(px.flip_grid_png(maps, edir / "flip.png",
+                                             means=pixels["result_vs_target"]["per_view"]["flip"]))
+        if ho_maps is not None:
+            files["flip_heldout"] = rel(px.flip_grid_png(ho_maps, edir / "flip_heldout.png",
+                                                         means=pixels["heldout_views"]["per_view"]["flip"]))
+
+    # -- geometry ------------------------------------------------------------------------------------------------
+    geometry = None
+    if ip.target_mesh is not None and ip.result_mesh is not None:
+        from ..meshes import chamfer
+        from .heldout import rotate_about_up
+        tv, tf = ip.target_mesh
+        geometry = {"result": chamfer(ip.result_mesh[0], ip.result_mesh[1], tv, tf),
+                    "control": chamfer(rotate_about_up(tv, ip.control_degrees), tf, tv, tf)}
+
+    # -- cross-model panel ---------------------------------------------------------------------------------------
+    panel = ip.panel
+    panel_out = None
+    if panel is None and ip.panel_models:
+        panel = Panel(ip.panel_models, ip.panel_weights or _panel_weights(weights), ip.weights_dir, ip.preprocess,
+                      log=log, objectives={model: obj} if model in ip.panel_models else None)
+        panel.set_targets(tgt)
+    if panel is not None:
+        if not panel.targets:
+            panel.set_targets(tgt)
+        per_target = panel.evaluate(res)
+        models_out = {}
+        per_control = panel.evaluate_against(res, ctl) if ctl is not None else {}
+        per_ho = panel.evaluate_against(ho_r, ho_t) if ho_t is not None else {}
+        for name, e in per_target.items():
+            models_out[name] = {"per_view": e["per_view"], "mean": e["mean"],
+                                "control_mean": per_control.get(name, {}).get("mean"),
+                                "heldout_mean": per_ho.get(name, {}).get("mean"),
+                                "weights": str(getattr(panel.objectives[name], "weights_used", "none"))}
+        panel_out = {"weights": panel.weights, "models": models_out, "skipped": dict(panel.skipped)}
+
+    # -- RSA across views -----------------------------------------------------------------------------------------
+    rsa_out = {"result_vs_target": None, "result_vs_control": None, "heldout_views": None}
+    t_np = [to_numpy(f) for f in t_feats]
+    if all(f is not None for f in r_feats) and n >= 2:
+        rsa_out["result_vs_target"] = _rsa_block(r_feats, t_np)
+        if c_feats is not None:
+            rsa_out["result_vs_control"] = _rsa_block(r_feats, [to_numpy(f) for f in c_feats])
+        if hr_feats is not None:
+            rsa_out["heldout_views"] = _rsa_block(hr_feats, [to_numpy(f) for f in ht_feats])
+        if edir is not None:
+            rdms = {"target": rsa_mod.rdm(t_np), "result": rsa_mod.rdm(r_feats)}
+            if c_feats is not None:
+                rdms["control"] = rsa_mod.rdm([to_numpy(f) for f in c_feats])
+            files["rdms"] = rel(rsa_mod.plot_rdms(rdms, edir / "rdms.png"))
+            files["rsa_scatter"] = rel(rsa_mod.plot_scatter(rdms["target"], rdms["result"], edir / "rsa_scatter.png",
+                                                            rsa_out["result_vs_target"]))
+            if hr_feats is not None and len(hr_feats) >= 2:
+                files["rdms_heldout"] = rel(rsa_mod.plot_rdms(
+                    {"held-out target": rsa_mod.rdm([to_numpy(f) for f in ht_feats]),
+                     "held-out result": rsa_mod.rdm(hr_feats)}, edir / "rdms_heldout.png"))
+            (edir / "rdms.json").write_text(json.dumps({k: np.asarray(m).tolist() for k, m in rdms.items()}))
+            files["rdms_json"] = rel(edir / "rdms.json")
+    else:
+        notes.append(f"RSA not computed: {model} keeps no per-view features" if n >= 2 else
+                     "RSA not computed: it needs at least 2 views")
+
+    # -- null distribution ----------------------------------------------------------------------------------------
+    value = measures["result_vs_target"]["mean"]["model"]
+    null_out = None
+    if ip.null is not None:
+        dist = ip.null
+        dist.check(ip.scene, ip.envmap, model, weights)
+        warn = dist.warnings(views=n, width=px.as_image(ip.target_images[0]).shape[1])
+        pct = dist.percentile(value) if value is not None else None
+        null_out = {**dist.summary(), "value": value, "percentile": pct, "scene": dist.scene,
+                    "envmap": dist.envmap, "model": dist.model, "weights": dist.weights, "warnings": warn}
+        notes.extend(f"null distribution: {w}" for w in warn)
+        if edir is not None:
+            from .null import plot_null
+            files["null"] = rel(plot_null(dist, edir / "null.png", mark=value))
+
+    # -- verdict -------------------------------------------------------------------------------------------------
+    scores = measures["result_vs_target"]["per_view"]["model"]
+    baseline_scores, baseline_text, baseline_name = None, "", ""
+    deg = f"{ip.control_degrees:g}"
+    if ip.baseline == "control" and measures["result_vs_control"] is not None:
+        baseline_scores = measures["result_vs_control"]["per_view"]["model"]
+        baseline_text = f"to the {deg}-degree-rotated control"
+        baseline_name = f"result vs control ({deg} deg)"
+    elif ip.baseline == "control_to_target" and measures["control_vs_target"] is not None:
+        baseline_scores = measures["control_vs_target"]["per_view"]["model"]
+        baseline_text = f"the {deg}-degree-rotated target is"
+        baseline_name = f"control ({deg} deg) vs target"
+    elif ip.baseline == "scores":
+        if ip.baseline_scores is None:
+            raise MRDError("baseline 'scores' needs baseline_scores (one per view), e.g. from the pixel-objective run")
+        baseline_scores = [float(x) for x in ip.baseline_scores]
+        label = ip.baseline_label or "the baseline run"
+        baseline_text = f"{label} is"
+        baseline_name = label
+    verdict: dict
+    if baseline_scores is None:
+        verdict = {"baseline": ip.baseline, "baseline_label": None, "outcome": "undetermined",
+                   "sentence": f"Undetermined under {model} ({weights}): no {ip.baseline} renders were given, so "
+                               "there is no baseline to compare the result's similarity with."}
+    elif len(scores) < 2 or any(s is None for s in scores) or any(s is None for s in baseline_scores):
+        verdict = {"baseline": ip.baseline, "baseline_label": baseline_name, "outcome": "undetermined",
+                   "sentence": f"Undetermined under {model} ({weights}): the paired tests need at least two views "
+                               "with a defined similarity."}
+    else:
+        verdict = {"baseline": ip.baseline, "baseline_label": baseline_name, "measure": "model",
+                   **stats.paired_evidence(scores, baseline_scores, ip.draws, ip.seed, ip.prior_r)}
+        verdict["outcome"] = _outcome(verdict["bayes"])
+        verdict["sentence"] = _sentence(model, weights, verdict, baseline_text,
+                                        null_out["percentile"] if null_out else None)
+        if edir is not None:
+            files["scores"] = rel(_scores_plot(verdict, edir / "scores.png", baseline_name))
+    log(verdict["sentence"])
+
+    return {"version": EVIDENCE_VERSION, "model": model, "weights": weights, "masked": ip.masks is not None,
+            "n_views": n, "n_heldout_views": len(ip.heldout_target_images) if ip.heldout_target_images else 0,
+            "control_degrees": float(ip.control_degrees), "measures": measures, "pixels": pixels,
+            "geometry": geometry, "panel": panel_out, "rsa": rsa_out, "null": null_out, "verdict": verdict,
+            "files": files, "notes": notes, "seconds": time.time() - t0}
+
+
+def _panel_weights(run_weights: str) -> str:
+    return run_weights if run_weights in ("pretrained", "untrained") else "pretrained"
+
+
+def step_panel(panel: Panel, images: list) -> dict:
+    """What the loop logs per step in pixel-objective runs: {model: mean similarity} (targets set once)."""
+    return {name: e["mean"] for name, e in panel.evaluate(images).items()}
