@@ -333,6 +333,9 @@ class Run:
         if c.mode == "shape" and (epoch % c.mesh_every == 0 or remeshed or last):
             files["mesh"] = self.folder.rel(self.folder.write_mesh(f"meshes/step_{epoch:06d}.ply",
                                                                    state["vertices"], state["faces"]))
+        if c.forward and (epoch % c.render_every == 0 or last):
+            with self.profile("forward"):
+                files.update(self._forward_images(epoch))
         if hasattr(self.P, "write_outputs") and (epoch % c.render_every == 0 or last):
             files.update(self.P.write_outputs(self.folder, f"step_{epoch:06d}"))
         if files:
@@ -388,6 +391,20 @@ class Run:
                 write_report_html(self.folder.path)
             except Exception as exc:
                 self.log(f"warning: could not write report.html ({type(exc).__name__}: {exc})")
+
+    def _forward_images(self, epoch: int) -> dict:
+        """Forward-gradient images of view 0 along the research direction (see forward.py)."""
+        from .forward import derivative_image, visualize
+        keys = ["shape.vertex_positions"] if self.cfg.mode == "shape" else list(getattr(self.P, "keys", []))
+        if not keys:
+            return {}
+        g = derivative_image(self.mi, self.scene, self.params, keys, self.sensors[0], seed=self.cfg.seed)
+        self.P.apply()
+        out = {}
+        for name, im in visualize(g).items():
+            p = self.folder.write_png(f"forward/{name}_{epoch:06d}.png", im, f"forward_{name}")
+            out[f"forward_{name}"] = self.folder.rel(p)
+        return out
 
     def _render_all(self, scene, sensors, spp=None, seed=20_000, params=None):
         import drjit as dr

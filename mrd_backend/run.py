@@ -45,7 +45,7 @@ def grid(images: list[np.ndarray], per_row: int = 5, pad: int = 2) -> np.ndarray
 class RunFolder:
     def __init__(self, path: str | Path):
         self.path = _fresh(Path(path))
-        for sub in ("", "meshes", "renders", "textures"):
+        for sub in ("", "meshes", "renders", "textures", "forward"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         self.files: dict[str, list | str] = {}
         self.started = time.time()

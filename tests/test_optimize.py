@@ -106,3 +106,14 @@ def test_bench_step_prints_every_part(capsys, tmp_path):
     out = capsys.readouterr().out
     for part in ("render", "objective", "backward", "step", "apply", "peak RSS"):
         assert part in out
+
+
+def test_forward_gradient_images(tmp_path):
+    import imageio.v3 as iio
+    r = optimize(tiny_config(epochs=1, forward=True, out=str(tmp_path / "run")), log=lambda *a: None)
+    files = r.report["steps"][0]["files"]
+    for name in ("raw", "magnitude", "signed"):
+        img = iio.imread(r.out / files[f"forward_{name}"])
+        assert img.shape[:2] == (48, 48)
+    mag = iio.imread(r.out / files["forward_magnitude"]).astype(float)
+    assert mag.max() > 100  # a translation changes the silhouette: a strong derivative somewhere
