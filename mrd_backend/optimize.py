@@ -93,10 +93,9 @@ class Run:
     def _objective(self):
         from .objectives import build_objective
         c = self.cfg
-        opts = dict(weights=c.weights, weights_dir=c.weights_dir, preprocess=c.preprocess, seed=c.seed, log=self.log)
-        if c.model in ("mae", "dual_buffer"):
-            opts = {}
-        elif c.classify:
+        opts = dict(weights=c.weights, weights_dir=c.weights_dir, preprocess=c.preprocess, seed=c.seed, log=self.log,
+                    render_size=(c.width, c.height))
+        if c.classify:
             if c.class_index is None:
                 raise MRDError(f"--classify needs a class: scene {c.scene!r} has no default, give --class-index N")
             opts.update(classify=c.class_index, alpha=c.alpha)
@@ -163,8 +162,7 @@ class Run:
         from .evidence import DEFAULT_MODELS, Panel
         panel = Panel(c.panel_models if c.panel_models is not None else DEFAULT_MODELS, weights=c.weights,
                       weights_dir=c.weights_dir, preprocess=c.preprocess, seed=c.seed, log=self.log)
-        for name, why in panel.skipped.items():
-            self.log(f"cross-model panel: {name} skipped ({why})")
+        self.panel_built = panel  # reused at the end of the run (even empty: no second attempt, no second message)
         if not panel.objectives:
             return None
         panel.set_targets(self.target_np)
@@ -191,6 +189,8 @@ class Run:
             with self.profile("objective"):
                 loss = _flat(obj.loss(img, self.target_features[i], img2))
                 reg = P.regularization()
+                if reg is not None:  # research: with --classify, regularizers are scaled like the metamer term
+                    reg = reg * getattr(obj, "metamer_weight", 1.0)
                 total = self.profile.settle(loss + reg if reg is not None else loss)
             with self.profile("backward"):
                 dr.backward(total)
@@ -476,9 +476,10 @@ class Run:
                 run_dir=self.folder.path, panel_models=list(c.panel_models) if c.panel_models is not None else
                 list(__import__("mrd_backend.evidence", fromlist=["DEFAULT_MODELS"]).DEFAULT_MODELS),
                 panel_weights=c.weights,
-                weights_dir=c.weights_dir, preprocess=c.preprocess, panel=self.panel,
+                weights_dir=c.weights_dir, preprocess=c.preprocess,
                 target_features=None if c.masks else self.target_features, scene=spec.name,
-                envmap=spec.environment.name, seed=c.seed, log=self.log))
+                envmap=spec.environment.name, seed=c.seed, log=self.log,
+                **({"panel": self.panel_built} if getattr(self, "panel_built", None) is not None else {})))
         self.extra["evidence"] = ev
 
     def _plots(self):

@@ -92,26 +92,32 @@ class LaplacianRegularizer(Regularizer):
 
     def _build(self, v, f):
         edges = unique_edges(f)
-        # Both directions, so that each vertex sums all of its neighbours.
-        self._src = np.concatenate([edges[:, 0], edges[:, 1]])
-        self._dst = np.concatenate([edges[:, 1], edges[:, 0]])
-        deg = np.bincount(self._src, minlength=len(v)).astype(np.float64)
-        # An isolated vertex has no neighbours; weight 0 makes its Laplacian coordinate the vertex itself.
-        inv_deg = np.where(deg > 0, 1.0 / np.maximum(deg, 1.0), 0.0)
-        self.src, self.dst = _uint(self._src), _uint(self._dst)
+        src = np.concatenate([edges[:, 0], edges[:, 1]])
+        dst = np.concatenate([edges[:, 1], edges[:, 0]])
+        order = np.argsort(src, kind="stable")
+        src, dst = src[order], dst[order]
+        deg = np.bincount(src, minlength=len(v))
+        # Padded neighbour lists (V, K): only gathers, no scatter in the forward pass, whose AD was not reliable.
+        k = int(deg.max()) if len(deg) else 0
+        slot = np.arange(len(src)) - np.repeat(np.cumsum(deg) - deg, deg)
+        nbr = np.tile(np.arange(len(v))[:, None], (1, max(k, 1)))
+        w = np.zeros((len(v), max(k, 1)))
+        nbr[src, slot] = dst
+        # An isolated vertex has no neighbours: weight 0 makes its Laplacian coordinate the vertex itself.
+        w[src, slot] = 1.0 / deg[src]
+        self.nbr = [_uint(nbr[:, j]) for j in range(nbr.shape[1])]
+        self.w = [mitsuba().Float(w[:, j].astype(np.float32)) for j in range(w.shape[1])]
         self.all = _uint(np.arange(len(v)))
-        self.inv_deg = mitsuba().Float(inv_deg.astype(np.float32))
         self.rest = _point(v)
 
     def __call__(self, vertex_positions):
         import drjit as dr
 
-        mi = mitsuba()
         # L is linear, so L v - L v_rest = L (v - v_rest): compare displacements, not absolute positions.
         d = _gather(vertex_positions, self.all) - self.rest
-        neighbour_sum = dr.zeros(mi.Point3f, self.num_vertices)
-        dr.scatter_reduce(dr.ReduceOp.Add, neighbour_sum, dr.gather(mi.Point3f, d, self.dst), self.src)
-        lap = d - neighbour_sum * self.inv_deg
+        lap = d
+        for idx, w in zip(self.nbr, self.w):
+            lap = lap - w * (_gather(vertex_positions, idx) - dr.gather(type(self.rest), self.rest, idx))
         return dr.mean(dr.squared_norm(lap))
 
 

@@ -1,22 +1,111 @@
-"""Where network weights come from: `pretrained` (weights folder, then the libraries' caches), `untrained` (a seeded
-random init, an explicit control condition) or a local checkpoint PATH. Never a silent fallback."""
+"""Where network weights come from: `pretrained` (the weights folder, then the libraries' own caches, then a download
+when a network is reachable), `untrained` (a seeded random init, an explicit control condition) or a local checkpoint
+PATH. Never a silent fallback: a model without its weights stops with one line that names the files and the fetch
+command, before anything is rendered.
+
+Every checkpoint is read safely (safetensors, or `torch.load(weights_only=True)`); a checkpoint of another
+architecture is reported with the keys that do not match.
+"""
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .errors import MRDError
 
-# model -> (file names accepted in the weights folder, file names in torch hub's cache, how to fetch)
-KNOWN_FILES = {
-    "resnet": (["resnet50.tv_in1k.safetensors", "resnet50-0676ba61.pth"], ["resnet50-0676ba61.pth"],
-               "mrd weights fetch resnet"),
+
+@dataclass(frozen=True)
+class Part:
+    """One weight file a model needs. `files[0]` is the name `mrd weights fetch` writes into the weights folder."""
+    files: tuple[str, ...]                          # names accepted in the weights folder, in order of preference
+    urls: tuple[str, ...] = ()                      # download sources of files[0], tried in order
+    sha256_prefix: str | None = None                # checked after a download and shown by `mrd weights list`
+    hub_files: tuple[str, ...] = ()                 # names in torch hub's checkpoint cache
+    hf_files: tuple[tuple[str, str], ...] = ()      # (repo, file) in the Hugging Face hub cache
+    package_file: Callable[[], Path | None] | None = None   # shipped inside a Python package (LPIPS heads)
+    role: str = "weights"
+    size_mb: float = 0.0                            # approximate size, for the list and the docs
+
+
+def _lpips_heads() -> Path | None:
+    try:
+        import lpips
+    except ImportError:
+        return None
+    p = Path(lpips.__file__).parent / "weights" / "v0.1" / "vgg.pth"
+    return p if p.is_file() else None
+
+
+_HF = "https://huggingface.co/{repo}/resolve/main/{file}"
+_VGG16 = Part(files=("vgg16-397923af.pth",), urls=("https://download.pytorch.org/models/vgg16-397923af.pth",),
+              sha256_prefix="397923af", hub_files=("vgg16-397923af.pth",), role="VGG-16 trunk (torchvision)",
+              size_mb=528)
+
+SPECS: dict[str, tuple[Part, ...]] = {
+    "resnet": (Part(
+        files=("resnet50-0676ba61.pth", "resnet50.tv_in1k.safetensors"),
+        urls=("https://download.pytorch.org/models/resnet50-0676ba61.pth",), sha256_prefix="0676ba61",
+        hub_files=("resnet50-0676ba61.pth",), hf_files=(("timm/resnet50.tv_in1k", "model.safetensors"),),
+        role="ResNet-50 IMAGENET1K_V1 (torchvision)", size_mb=98),),
+    "resnet_sin": (Part(
+        files=("resnet50_train_60_epochs-c8e5653e.pth.tar",),
+        urls=("https://bitbucket.org/robert_geirhos/texture-vs-shape-pretrained-models/raw/"
+              "6f41d2e86fc60566f78de64ecff35cc61eb6436f/resnet50_train_60_epochs-c8e5653e.pth.tar",),
+        sha256_prefix="c8e5653e", hub_files=("resnet50_train_60_epochs-c8e5653e.pth.tar",),
+        role="ResNet-50 trained on Stylized-ImageNet (Geirhos et al. 2019)", size_mb=196),),
+    "dino": (Part(
+        files=("vit_base_patch14_dinov2.lvd142m.safetensors", "dinov2_vitb14_pretrain.pth",
+               "facebook_dinov2-base.safetensors"),
+        urls=(_HF.format(repo="timm/vit_base_patch14_dinov2.lvd142m", file="model.safetensors"),
+              "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth"),
+        hub_files=("dinov2_vitb14_pretrain.pth",),
+        hf_files=(("timm/vit_base_patch14_dinov2.lvd142m", "model.safetensors"),
+                  ("facebook/dinov2-base", "model.safetensors")),
+        role="DINOv2 ViT-B/14 (timm format; Meta's and Hugging Face's files are converted)", size_mb=346),),
+    "clip": (Part(
+        files=("vit_large_patch14_clip_224.openai.safetensors", "open_clip_vit_l14_openai.bin",
+               "openai_clip-vit-large-patch14.safetensors"),
+        urls=(_HF.format(repo="timm/vit_large_patch14_clip_224.openai", file="open_clip_model.safetensors"),),
+        hf_files=(("timm/vit_large_patch14_clip_224.openai", "open_clip_model.safetensors"),
+                  ("timm/vit_large_patch14_clip_224.openai", "open_clip_pytorch_model.bin"),
+                  ("openai/clip-vit-large-patch14", "model.safetensors")),
+        role="OpenAI CLIP ViT-L/14 (open_clip format; Hugging Face's file is converted)", size_mb=1710),),
+    "vggloss": (Part(
+        files=("vgg19-dcbb9e9d.pth", "vgg19.tv_in1k.safetensors"),
+        urls=("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",), sha256_prefix="dcbb9e9d",
+        hub_files=("vgg19-dcbb9e9d.pth",), hf_files=(("timm/vgg19.tv_in1k", "model.safetensors"),),
+        role="VGG-19 IMAGENET1K_V1 (torchvision)", size_mb=548),),
+    "lpips": (_VGG16, Part(files=("lpips_vgg_v0.1.pth",), package_file=_lpips_heads,
+                           role="LPIPS v0.1 linear heads (shipped with the lpips package)", size_mb=0.01)),
+    "vgg": (_VGG16,),
 }
 
 
+def fetch_command(model: str, explicit_dir: str | None = None) -> str:
+    return f"mrd weights fetch {model}" + (f" --dir {explicit_dir}" if explicit_dir else "")
+
+
+# -- folders -----------------------------------------------------------------------------------------------------------
 def weights_dir(explicit: str | None = None) -> Path:
     d = explicit or os.environ.get("MRD_WEIGHTS_DIR") or str(Path.home() / ".cache" / "mrd" / "weights")
     return Path(d).expanduser()
+
+
+def check_weights_dir(explicit: str | None = None) -> Path:
+    """The weights folder; one given explicitly (--weights-dir or MRD_WEIGHTS_DIR) must exist."""
+    given = explicit or os.environ.get("MRD_WEIGHTS_DIR")
+    d = weights_dir(explicit)
+    if given and not d.is_dir():
+        how = "--weights-dir" if explicit else "MRD_WEIGHTS_DIR"
+        raise MRDError(f"weights folder {d} ({how}) does not exist: create it (mrd weights fetch MODEL --dir {d}) "
+                       f"or point {how} at an existing folder")
+    return d
 
 
 def torch_hub_dir() -> Path:
@@ -24,29 +113,132 @@ def torch_hub_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def find_pretrained(model: str, explicit_dir: str | None = None) -> Path | None:
-    names, hub_names, _ = KNOWN_FILES[model]
-    if explicit_dir is not None and not Path(explicit_dir).expanduser().is_dir():
-        raise MRDError(f"weights folder {explicit_dir} does not exist: create it or drop --weights-dir")
-    for d, files in ((weights_dir(explicit_dir), names), (torch_hub_dir(), hub_names)):
-        for n in files:
-            if (d / n).is_file():
-                return d / n
+def _hf_cached(repo: str, file: str) -> Path | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        p = try_to_load_from_cache(repo, file)
+    except Exception:
+        return None
+    return Path(p) if isinstance(p, str) and Path(p).is_file() else None
+
+
+def find_part(part: Part, explicit_dir: str | None = None) -> Path | None:
+    """The first existing file for one part: weights folder, torch hub cache, Hugging Face cache, a package."""
+    d = weights_dir(explicit_dir)
+    for n in part.files:
+        if (d / n).is_file():
+            return d / n
+    hub = torch_hub_dir()
+    for n in part.hub_files:
+        if (hub / n).is_file():
+            return hub / n
+    for repo, file in part.hf_files:
+        p = _hf_cached(repo, file)
+        if p is not None:
+            return p
+    if part.package_file is not None:
+        return part.package_file()
     return None
 
 
-def missing_message(model: str, explicit_dir: str | None = None) -> str:
-    names, hub_names, fetch = KNOWN_FILES[model]
-    return (f"no pretrained weights for {model}: looked for {', '.join(names)} in {weights_dir(explicit_dir)} and "
-            f"{', '.join(hub_names)} in {torch_hub_dir()}; run `{fetch}` on a machine with internet and copy the "
-            f"folder here, or use --weights untrained")
+def looked_for(part: Part, explicit_dir: str | None = None) -> str:
+    where = [f"{' or '.join(part.files)} in {weights_dir(explicit_dir)}"]
+    if part.hub_files:
+        where.append(f"{' or '.join(part.hub_files)} in {torch_hub_dir()}")
+    if part.hf_files:
+        where.append(f"{' or '.join(r for r, _ in part.hf_files)} in the Hugging Face cache")
+    return ", ".join(where)
 
 
+def missing_message(model: str, explicit_dir: str | None = None, parts: tuple[Part, ...] | None = None,
+                    why: str = "") -> str:
+    parts = parts if parts is not None else tuple(p for p in SPECS[model] if find_part(p, explicit_dir) is None)
+    where = "; ".join(looked_for(p, explicit_dir) for p in parts)
+    return (f"no pretrained weights for {model}: looked for {where}{why}; run `{fetch_command(model)} --dir DIR` on a "
+            f"machine with internet and copy DIR here as the weights folder (--weights-dir or MRD_WEIGHTS_DIR), "
+            f"or use --weights untrained")
+
+
+# -- downloads ---------------------------------------------------------------------------------------------------------
+def offline() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("MRD_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether the host of `url` answers on port 443 (a quick probe, so an offline machine fails fast)."""
+    if offline():
+        return False
+    from urllib.parse import urlparse
+    host = urlparse(url).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def download_part(part: Part, dest_dir: Path, log=print) -> Path:
+    """Downloads files[0] of `part` into dest_dir (atomically, checking the sha256 prefix when known)."""
+    import torch
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    if part.package_file is not None and not part.urls:
+        src = part.package_file()
+        if src is None:
+            raise MRDError(f"{part.role}: the package that ships {part.files[0]} is not installed: pip install lpips")
+        shutil.copyfile(src, dest_dir / part.files[0])
+        return dest_dir / part.files[0]
+    errors = []
+    for url in part.urls:
+        if not reachable(url):
+            errors.append(f"{url} not reachable")
+            continue
+        log(f"downloading {url} -> {dest_dir / part.files[0]}")
+        fd, tmp = tempfile.mkstemp(dir=dest_dir, suffix=".part")
+        os.close(fd)
+        try:
+            torch.hub.download_url_to_file(url, tmp, hash_prefix=part.sha256_prefix, progress=True)
+            os.replace(tmp, dest_dir / part.files[0])
+            return dest_dir / part.files[0]
+        except Exception as exc:  # a failed mirror: try the next one
+            errors.append(f"{url}: {exc}")
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    raise MRDError(f"could not download {part.files[0]} ({'; '.join(errors) or 'no source'}): check the network, "
+                   f"or copy the file into {dest_dir} by hand")
+
+
+def locate(model: str, explicit_dir: str | None = None, log=print) -> list[Path]:
+    """Paths of every part of `model`'s pretrained weights; downloads missing ones when a network is reachable,
+    else raises the one-line message that names the files and the fetch command."""
+    check_weights_dir(explicit_dir)
+    parts = SPECS[model]
+    found = [find_part(p, explicit_dir) for p in parts]
+    missing = tuple(p for p, f in zip(parts, found) if f is None)
+    if not missing:
+        return found
+    if not all(p.urls and reachable(p.urls[0]) for p in missing):
+        why = " (offline: MRD_OFFLINE/HF_HUB_OFFLINE is set)" if offline() else " and no network to download them"
+        raise MRDError(missing_message(model, explicit_dir, missing, why))
+    dest = weights_dir(explicit_dir)
+    try:
+        for p in missing:
+            download_part(p, dest, log)
+    except OSError as exc:
+        raise MRDError(f"cannot write the weights folder {dest} ({exc}): choose a writable one with --weights-dir") \
+            from None
+    return [find_part(p, explicit_dir) for p in parts]
+
+
+# -- reading and loading -------------------------------------------------------------------------------------------
 def load_state_dict(path: str | Path) -> dict:
-    """Loads a checkpoint safely: safetensors, or torch.load(weights_only=True); unwraps 'state_dict'/'module.'."""
-    path = Path(path)
+    """Loads a checkpoint safely: safetensors, or torch.load(weights_only=True); unwraps 'state_dict'/'model' and
+    DataParallel's 'module.' prefixes."""
+    path = Path(path).expanduser()
     if not path.is_file():
-        raise MRDError(f"checkpoint {path} does not exist: give the path of a .safetensors or .pth file")
+        raise MRDError(f"checkpoint {path} does not exist: give the path of a .safetensors or .pth file, "
+                       "or use --weights pretrained|untrained")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -57,38 +249,114 @@ def load_state_dict(path: str | Path) -> dict:
     except Exception as exc:
         raise MRDError(f"cannot read checkpoint {path} ({type(exc).__name__}): give a .safetensors file or a "
                        "torch state dict saved with torch.save") from None
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise MRDError(f"checkpoint {path} does not hold a state dict")
+    for key in ("state_dict", "model"):
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
+    if not isinstance(sd, dict) or not sd:
+        raise MRDError(f"checkpoint {path} does not hold a state dict: give a .safetensors file or a torch state dict")
     return {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}
 
 
-def load_into(net, state_dict: dict, model: str, source: str) -> None:
-    """Loads strictly; a mismatch is a one-line error naming the first mismatching keys."""
-    own = net.state_dict()
+def mismatch(own: dict, state_dict: dict, ignore: Callable[[str], bool] = lambda k: False) -> str:
+    """'' when state_dict fits the network's own state dict, else a short description of the mismatching keys."""
     missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    wrong = [k for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if keys:
-                parts.append(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}")
-        raise MRDError(f"{source} is not a {model} checkpoint ({'; '.join(parts)}): give weights of that architecture")
-    net.load_state_dict(state_dict)
+    unexpected = [k for k in state_dict if k not in own and not ignore(k)]
+    wrong = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}" for k in own
+             if k in state_dict and tuple(own[k].shape) != tuple(getattr(state_dict[k], "shape", ()))]
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        if keys:
+            parts.append(f"{len(keys)} {label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}")
+    return "; ".join(parts)
 
 
-def resolve(model: str, choice: str, build_untrained, weights_dir_: str | None = None):
-    """Returns (net, label) for choice pretrained | untrained | PATH; `build_untrained()` makes the bare network."""
+def load_into(net, state_dict: dict, model: str, source: str, ignore: Callable[[str], bool] = lambda k: False,
+              skip_own: Callable[[str], bool] = lambda k: False) -> None:
+    """Loads strictly (up to keys `ignore`d in the checkpoint and aliases `skip_own`ed in the network); a mismatch
+    is a one-line error naming the first mismatching keys. Tensors take the network's dtypes. A network built on
+    the meta device (no wasted random init) gets the checkpoint's tensors assigned."""
+    own = {k: v for k, v in net.state_dict().items() if not skip_own(k)}
+    bad = mismatch(own, state_dict, ignore)
+    if bad:
+        raise MRDError(f"{source} is not a {model} checkpoint ({bad}): give weights of that architecture")
+    sd = {k: v.to(own[k].dtype).contiguous() for k, v in state_dict.items() if k in own}
+    net.load_state_dict(sd, strict=False, assign=any(v.is_meta for v in own.values()))
+
+
+def _on_meta(net) -> bool:
+    return any(t.is_meta for t in list(net.parameters()) + list(net.buffers()))
+
+
+def _load_built(build_untrained, sd_loader, model, source, convert, ignore):
+    """Builds the network without its random init (meta device) and loads the checkpoint into it; falls back to a
+    normal build when something stays unloaded (a buffer that no checkpoint holds)."""
+    import torch
+    sd = sd_loader()
+    try:
+        with torch.device("meta"):
+            net = build_untrained()
+    except Exception:
+        net = None
+    if net is not None:
+        load_into(net, convert(sd, net), model, source, ignore)
+        if not _on_meta(net):
+            return net
     net = build_untrained()
+    load_into(net, convert(sd, net), model, source, ignore)
+    return net
+
+
+def resolve(model: str, choice: str, build_untrained, weights_dir_: str | None = None, convert=None, ignore=None,
+            log=print):
+    """Returns (net, label) for choice pretrained | untrained | PATH, for a model whose weights are one file.
+    `build_untrained()` makes the bare (seeded) network; `convert(sd, net)` maps other checkpoint formats onto the
+    network's keys; `ignore(key)` names checkpoint keys that may be present but are not used (e.g. a text tower)."""
+    convert = convert or (lambda sd, net: sd)
+    ignore = ignore or (lambda k: False)
     if choice == "untrained":
-        return net, "untrained"
+        return build_untrained(), "untrained"
+    check_weights_dir(weights_dir_)
     if choice == "pretrained":
-        path = find_pretrained(model, weights_dir_)
-        if path is None:
-            raise MRDError(missing_message(model, weights_dir_))
-        load_into(net, load_state_dict(path), model, str(path))
-        return net, "pretrained"
-    load_into(net, load_state_dict(choice), model, choice)
-    return net, str(choice)
+        paths = locate(model, weights_dir_, log)   # raises before the network is even built
+        return _load_built(build_untrained, lambda: load_state_dict(paths[0]), model, str(paths[0]), convert,
+                           ignore), "pretrained"
+    sd = load_state_dict(choice)
+    return _load_built(build_untrained, lambda: sd, model, str(choice), convert, ignore), str(choice)
+
+
+def sha256(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+@dataclass
+class Status:
+    model: str
+    part: Part
+    path: Path | None
+    size: int = 0
+    checksum: str = ""
+    ok: bool | None = None      # None: no known checksum to compare with
+    extra: dict = field(default_factory=dict)
+
+
+def status(explicit_dir: str | None = None, models: list[str] | None = None, checksums: bool = True) -> list[Status]:
+    out = []
+    for model in models or list(SPECS):
+        for part in SPECS[model]:
+            p = find_part(part, explicit_dir)
+            st = Status(model, part, p)
+            if p is not None:
+                st.size = p.stat().st_size
+                if checksums:
+                    st.checksum = sha256(p)
+                    if part.sha256_prefix and p.name in part.files + part.hub_files:
+                        st.ok = st.checksum.startswith(part.sha256_prefix)
+            out.append(st)
+    return out

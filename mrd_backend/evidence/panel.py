@@ -59,8 +59,13 @@ class Panel:
                 self.skipped[name] = str(exc)
             except Exception as exc:  # a missing optional library, a broken install: skip, say why
                 self.skipped[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
+        no_weights = [n for n, why in self.skipped.items() if why.startswith("no pretrained weights")]
+        if no_weights and log:
+            log(f"cross-model panel: no pretrained weights for {', '.join(no_weights)}: skipped "
+                "(`mrd weights list` shows the files; --weights untrained evaluates untrained networks)")
         for name, why in self.skipped.items():
-            log(f"panel: skipping {name}: {why}")
+            if name not in no_weights and log:
+                log(f"cross-model panel: skipping {name}: {why}")
 
     @property
     def models(self) -> list[str]:
@@ -80,6 +85,8 @@ class Panel:
     def evaluate(self, images: list, detail: bool = False, targets: dict | None = None) -> dict:
         """{model: {"per_view": [...], "mean": x}} of each image against its view's prepared target, under every
         built model. `detail` adds the feature measures (cosine, l2, pearson, spearman) as "measures"."""
+        if not self.objectives:  # every model was skipped (e.g. no weights): nothing to evaluate
+            return {}
         targets = targets or self.targets
         if not targets:
             raise MRDError("the panel has no targets: call set_targets(target_images) first")

@@ -11,6 +11,12 @@ REGISTRY = {
     "mae": "pixel:MAE",
     "dual_buffer": "pixel:DualBuffer",
     "resnet": "resnet:ResNet50",
+    "resnet_sin": "resnet:ResNet50SIN",
+    "dino": "dino:DINOv2",
+    "clip": "clip:CLIPViTL14",
+    "vggloss": "vggloss:VGGLoss",
+    "lpips": "lpips:LPIPS",
+    "vgg": "lpips:LPIPSVGG",
 }
 
 
@@ -26,4 +32,6 @@ def objective_class(name: str) -> type[Objective]:
 
 
 def build_objective(name: str, **options) -> Objective:
+    """Constructs objective `name`; every bad option (unknown model, missing weights, wrong checkpoint, bad render
+    size, --classify without a classifier head) is an MRDError raised here, before anything is rendered."""
     return objective_class(name)(**options)

@@ -1,4 +1,10 @@
-"""ResNet-50 (torchvision IMAGENET1K_V1 weights = timm `resnet50.tv_in1k`): 2048-d pooled features, L1 loss."""
+"""ResNet-50 objectives: 2048-d global-pooled features, L1 loss; the ImageNet classifier head for --classify.
+
+- `resnet`: torchvision IMAGENET1K_V1 weights (resnet50-0676ba61.pth = timm `resnet50.tv_in1k`), eval mode.
+- `resnet_sin`: the same architecture trained on Stylized-ImageNet (Geirhos et al. 2019), checkpoint
+  resnet50_train_60_epochs-c8e5653e.pth.tar (a dict with 'state_dict' and DataParallel 'module.' prefixes).
+  The research code left it in training mode (BatchNorm on per-image statistics); --preprocess research does too.
+"""
 from __future__ import annotations
 
 import torch
@@ -10,16 +16,25 @@ from .torch_base import TorchObjective
 class ResNet50(TorchObjective):
     name = "resnet"
     native_size = 256
+    has_classifier = True
 
     def build(self, weights, weights_dir):
         import timm
 
         def bare():
             return timm.create_model("resnet50", pretrained=False, num_classes=1000)
-        return W.resolve(self.name, weights, bare, weights_dir)
+        return W.resolve(self.name, weights, bare, weights_dir, log=self.log)
 
     def features(self, x):
         return self.net.forward_head(self.net.forward_features(self.normalize(x)), pre_logits=True)
 
     def feature_loss(self, f, t):
         return torch.nn.functional.l1_loss(f, t)
+
+    def logits(self, f):
+        return self.net.get_classifier()(f)
+
+
+class ResNet50SIN(ResNet50):
+    name = "resnet_sin"
+    research_train_mode = True

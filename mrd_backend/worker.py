@@ -1,0 +1,350 @@
+"""`python -m mrd_backend.worker`: runs one optimization in its own process and streams it as JSON lines.
+
+This is how the Blender add-on (or any other client) drives the backend without importing mitsuba or torch itself:
+
+    python -m mrd_backend.worker --scene scene.npz --config config.json [--start start.npz] [--exit-on-eof]
+    python -m mrd_backend.worker --check        # what this environment has and lacks, as one JSON line
+
+Protocol 1 (stdout, one JSON object a line, UTF-8; everything else the backend prints goes to stderr):
+
+    {"event": "hello", "protocol": 1, "pid": ..., "python": "3.11.2", "out": "/abs/run/folder", "epochs": 100}
+    {"event": "log", "message": "..."}                               # the backend's own log lines
+    {"event": "step", "step": 12, "epochs": 100, "loss": ..., "similarity": ..., "seconds": ...,
+     "elapsed": ..., "eta": ..., "remeshed": false, "topology": 0, "data": "steps/step_000012.npz",
+     "mesh": "steps/step_000012.npz", "faces": "steps/step_000000.npz", "n_vertices": ..., "n_faces": ...,
+     "material": {...}, "textures": [...], "files": {...}, "write_seconds": ..., "sent": unix time}
+    {"event": "done", "status": "done|stopped_early|cancelled", "out": ..., "report": "report.json",
+     "final_mesh": "meshes/final.ply", "steps": 13, "seconds": ...}
+    {"event": "error", "message": "one line", "out": ... or null}
+
+Every path in an event is relative to `out` (the run folder). Each step's arrays are written to one .npz file
+atomically (a temporary name, then a rename) before its event is printed, so a client never reads half a file:
+`vertices` (V, 3) float32 every step of a shape run; `faces` (F, 3) int32 only in the first step of each topology
+(the start, and after each remesh: `topology` counts them, `faces` names the file that holds them); `render` uint8
+(H, W, 3), view 0; `texture.<name>` linear float32 (H, W, C) for material runs.
+
+Cancel: create the file `STOP` in the run folder, write a line `stop` on stdin, or send SIGTERM (SIGINT). The run
+finishes the step it is on, writes it and its final results, prints `done` with status "cancelled", and exits 0.
+With --exit-on-eof, stdin reaching its end (the client died) cancels the same way.
+
+Only plain types cross the boundary: numbers, strings, lists, dicts, arrays in files. Exit status: 0 after `done`,
+1 after `error`, 2 for bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+PROTOCOL = 1
+STOP_FILE = "STOP"
+STEPS_DIR = "steps"
+# What a backend environment needs (module name -> pip name), checked by --check.
+REQUIRED = {"numpy": "numpy", "mitsuba": "mitsuba", "drjit": "drjit", "torch": "torch", "torchvision": "torchvision",
+            "scipy": "scipy", "trimesh": "trimesh", "gpytoolbox": "gpytoolbox", "cholespy": "cholespy",
+            "imageio": "imageio", "PIL": "pillow", "matplotlib": "matplotlib"}
+
+
+class Stream:
+    """The protocol channel: the real stdout, one flushed JSON object a line. Anything else that writes to stdout
+    (print, tqdm, C libraries) is sent to stderr, so it can never corrupt the stream."""
+
+    def __init__(self):
+        sys.stdout.flush()
+        self._out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        self._lock = threading.Lock()
+
+    def emit(self, event: str, **fields):
+        try:
+            line = json.dumps({"event": event, **fields}, default=_plain, allow_nan=False)
+        except ValueError:  # NaN/inf somewhere (strict JSON has neither): send null instead
+            line = json.dumps(_no_nan(json.loads(json.dumps({"event": event, **fields}, default=_plain))))
+        with self._lock:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+
+def _plain(x):
+    """numpy scalars and arrays, paths: to JSON; anything else: its string (never an object)."""
+    if hasattr(x, "item") and getattr(x, "ndim", 1) == 0:
+        return x.item()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    return str(x)
+
+
+def _no_nan(x):
+    if isinstance(x, float):
+        return x if x == x and abs(x) != float("inf") else None
+    if isinstance(x, dict):
+        return {k: _no_nan(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_no_nan(v) for v in x]
+    return x
+
+
+def _finite(x):
+    """JSON has no NaN/inf: those become null."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if x == x and abs(x) != float("inf") else None
+
+
+def _one_line(text: str) -> str:
+    lines = [s.strip() for s in str(text).splitlines() if s.strip()]
+    return " ".join(lines)[:2000] if lines else ""
+
+
+class StopFlag:
+    """Set by the stop file, a `stop` line on stdin, SIGTERM/SIGINT, or (with --exit-on-eof) the end of stdin."""
+
+    def __init__(self, folder: Path, exit_on_eof: bool):
+        self.folder = folder
+        self.reason = None
+        self._signals = 0
+        threading.Thread(target=self._watch_stdin, args=(exit_on_eof,), daemon=True).start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                signal.signal(sig, self._on_signal)
+            except (ValueError, OSError):  # not the main thread, or the platform lacks the signal
+                pass
+
+    def _watch_stdin(self, exit_on_eof):
+        try:
+            for line in sys.stdin:
+                if line.strip().lower() in ("stop", "cancel", "quit"):
+                    self.reason = self.reason or "stop requested on stdin"
+        except (OSError, ValueError):
+            pass
+        if exit_on_eof:
+            self.reason = self.reason or "the client closed the connection"
+
+    def _on_signal(self, signum, frame):
+        self._signals += 1
+        self.reason = self.reason or f"signal {signum}"
+        if self._signals >= 3:  # asked three times: stop now, without finishing the step
+            os._exit(130)
+
+    def __call__(self) -> bool:
+        if self.reason is None and (self.folder / STOP_FILE).exists():
+            self.reason = f"{STOP_FILE} file"
+        return self.reason is not None
+
+
+def _save_npz(path: Path, arrays: dict):
+    import numpy as np
+    tmp = path.with_name("." + path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+
+
+class StepWriter:
+    """Writes each step's arrays under steps/ and turns a StepResult into a plain `step` event."""
+
+    def __init__(self, out: Path, epochs: int, emit):
+        self.out, self.epochs, self.emit = out, epochs, emit
+        (out / STEPS_DIR).mkdir(parents=True, exist_ok=True)
+        self.t0 = time.perf_counter()
+        self.topology = -1
+        self.faces_file = None
+        self._faces = None
+        self.count = 0
+
+    def __call__(self, step):
+        import numpy as np
+        t_write = time.perf_counter()
+        n = int(getattr(step, "step", self.count))
+        name = f"{STEPS_DIR}/step_{n:06d}.npz"
+        arrays = {}
+        ev = {"step": n, "epochs": self.epochs, "loss": _finite(getattr(step, "loss", None)),
+              "similarity": _finite(getattr(step, "similarity", None)),
+              "seconds": _finite(getattr(step, "seconds", None)), "remeshed": bool(getattr(step, "remeshed", False))}
+        v, f = getattr(step, "vertices", None), getattr(step, "faces", None)
+        if v is not None and f is not None:
+            v = np.ascontiguousarray(v, np.float32)
+            f = np.ascontiguousarray(f, np.int32)
+            arrays["vertices"] = v
+            if self._faces is None or f.shape != self._faces.shape or not np.array_equal(f, self._faces):
+                self.topology += 1
+                self._faces, self.faces_file = f.copy(), name
+                arrays["faces"] = f
+            ev.update(mesh=name, faces=self.faces_file, topology=self.topology, n_vertices=len(v), n_faces=len(f))
+        render = getattr(step, "render", None)
+        if render is not None:
+            arrays["render"] = np.ascontiguousarray(render)
+        textures = getattr(step, "textures", None) or {}
+        for k, t in textures.items():
+            arrays[f"texture.{k}"] = np.ascontiguousarray(t, np.float32)
+        if textures:
+            ev["textures"] = sorted(textures)
+        material = getattr(step, "material", None) or {}
+        if material:
+            ev["material"] = {k: (_finite(x) if np.ndim(x) == 0 else np.asarray(x, float).tolist())
+                              for k, x in material.items()}
+        files = getattr(step, "files", None) or {}
+        if files:
+            ev["files"] = {k: (str(p) if not isinstance(p, (list, tuple)) else [str(q) for q in p])
+                           for k, p in files.items()}
+        info = getattr(step, "info", None) or {}
+        if info:
+            ev["info"] = json.loads(json.dumps(info, default=_plain))
+        if arrays:
+            _save_npz(self.out / name, arrays)
+            ev["data"] = name
+        self.count += 1
+        elapsed = time.perf_counter() - self.t0
+        ev["elapsed"] = elapsed
+        ev["eta"] = elapsed / self.count * max(0, self.epochs - n - 1)
+        ev["write_seconds"] = time.perf_counter() - t_write  # what streaming this step cost the run
+        ev["sent"] = time.time()
+        self.emit("step", **ev)
+
+
+def _load_optimizer():
+    """`mrd_backend.optimize.optimize`, or the function MRD_WORKER_OPTIMIZER names as module:function (tests use a
+    fast stand-in to exercise the protocol without rendering)."""
+    import importlib
+    spec = os.environ.get("MRD_WORKER_OPTIMIZER", "mrd_backend.optimize:optimize")
+    module, _, func = spec.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def run(args, stream: Stream) -> int:
+    import numpy as np
+
+    from .config import RunConfig
+    from .errors import MRDError
+    from .spec_io import load_spec
+
+    out = None
+    try:
+        try:
+            config = json.loads(Path(args.config).read_text())
+        except FileNotFoundError:
+            raise MRDError(f"config file {args.config} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise MRDError(f"config file {args.config} is not valid JSON ({exc})") from None
+        if args.out:
+            config["out"] = args.out
+        if not config.get("out"):
+            raise MRDError("the config names no run folder: set \"out\" or pass --out")
+        out = Path(config["out"]).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        config["out"] = str(out)
+        cfg = RunConfig.from_dict(config)
+        stop = StopFlag(out, args.exit_on_eof)
+        stream.emit("hello", protocol=PROTOCOL, pid=os.getpid(), python=".".join(map(str, sys.version_info[:3])),
+                    out=str(out), epochs=int(cfg.epochs), mode=cfg.mode, model=cfg.model)
+        target = load_spec(args.scene)
+        start = None
+        if args.start:
+            try:
+                with np.load(args.start, allow_pickle=False) as z:
+                    start = (np.asarray(z["vertices"], np.float32), np.asarray(z["faces"], np.int32))
+            except FileNotFoundError:
+                raise MRDError(f"start mesh file {args.start} does not exist") from None
+            except (KeyError, ValueError, OSError) as exc:
+                raise MRDError(f"{args.start} is not a start mesh (.npz with vertices and faces): {exc}") from None
+        writer = StepWriter(out, int(cfg.epochs), stream.emit)
+        optimize = _load_optimizer()
+        result = optimize(cfg, target=target, start=start, callback=writer, should_stop=stop,
+                          log=lambda msg: stream.emit("log", message=_one_line(msg)))
+        status = getattr(result, "status", "done")
+        if status == "cancelled" and stop.reason:
+            stream.emit("log", message=f"stopped after the current step ({stop.reason})")
+        rout = Path(getattr(result, "out", out))
+        final = rout / "meshes" / "final.ply"
+        stream.emit("done", status=status, out=str(rout), report="report.json",
+                    final_mesh="meshes/final.ply" if final.exists() else None, steps=writer.count,
+                    seconds=time.perf_counter() - writer.t0)
+        return 0
+    except MRDError as exc:
+        stream.emit("error", message=_one_line(exc) or "the backend reported an error", out=_s(out))
+    except MemoryError:
+        stream.emit("error", message="the backend ran out of memory: lower the resolution, views or spp", out=_s(out))
+    except BaseException as exc:  # never let a library exception (or its object) cross the boundary
+        traceback.print_exc(file=sys.stderr)
+        msg = _one_line(exc)
+        stream.emit("error", message=f"internal error in the backend ({type(exc).__name__}{': ' + msg if msg else ''})"
+                    "; the worker log has the details", out=_s(out))
+    return 1
+
+
+def _s(p):
+    return None if p is None else str(p)
+
+
+def check() -> dict:
+    """What this Python environment has for running the backend (never raises)."""
+    import importlib
+    info = {"protocol": PROTOCOL, "python": ".".join(map(str, sys.version_info[:3])), "executable": sys.executable,
+            "backend": str(Path(__file__).resolve().parent), "modules": {}, "missing": []}
+    if sys.version_info < (3, 10):
+        info["missing"].append(f"Python 3.10 or newer (this is {info['python']})")
+    for mod, pip_name in REQUIRED.items():
+        try:
+            m = importlib.import_module(mod)
+            info["modules"][mod] = str(getattr(m, "__version__", "installed"))
+        except Exception as exc:
+            info["modules"][mod] = None
+            info["missing"].append(f"{pip_name} ({type(exc).__name__}: {_one_line(exc)[:200]})")
+    if info["modules"].get("mitsuba"):
+        try:
+            from .variant import mitsuba
+            info["variant"] = mitsuba().variant()
+        except Exception as exc:
+            info["variant"] = None
+            info["missing"].append(f"a usable Mitsuba variant ({_one_line(exc)[:300]})")
+    try:
+        from .objectives import REGISTRY, objective_class
+        models = {}
+        for name in REGISTRY:
+            try:
+                models[name] = objective_class(name).native_size
+            except Exception as exc:
+                models[name] = f"unavailable: {type(exc).__name__}: {_one_line(exc)[:200]}"
+        info["models"] = models
+    except Exception as exc:
+        info["models"] = {}
+        info["missing"].append(f"the backend's objectives ({type(exc).__name__}: {_one_line(exc)[:200]})")
+    try:
+        _load_optimizer()
+    except Exception as exc:
+        info["missing"].append(f"the backend's run loop ({type(exc).__name__}: {_one_line(exc)[:200]})")
+    info["ok"] = not info["missing"]
+    return info
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mrd_backend.worker", description=__doc__.split("\n\n")[0])
+    p.add_argument("--scene", help="the target SceneSpec (.npz written by mrd_backend.spec_io.save_spec)")
+    p.add_argument("--config", help="RunConfig as JSON; its \"out\" is the run folder")
+    p.add_argument("--start", help="start mesh .npz with vertices (V, 3) and faces (F, 3) (default: the config's)")
+    p.add_argument("--out", help="run folder (overrides the config's \"out\")")
+    p.add_argument("--exit-on-eof", action="store_true", help="cancel when stdin reaches its end (the client died)")
+    p.add_argument("--check", action="store_true", help="print what this environment has and lacks, then exit")
+    args = p.parse_args(argv)
+    stream = Stream()
+    if args.check:
+        info = check()
+        stream.emit("check", **info)
+        return 0 if info["ok"] else 1
+    if not args.scene or not args.config:
+        stream.emit("error", message="the worker needs --scene and --config (or --check)", out=None)
+        return 2
+    return run(args, stream)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

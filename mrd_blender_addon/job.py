@@ -1,0 +1,411 @@
+"""One optimization run as Blender sees it: export the target, start the worker, apply its steps, finish.
+
+Interactive sessions drain the worker from a `bpy.app.timers` callback (`Job.tick`, a few milliseconds of main-thread
+time per step); background mode (`blender -b`) blocks in `Job.run_blocking` until the run ends. The .blend is only
+changed by results: the result object appears with the first step, and nothing is created when a run fails before.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from . import apply, client, export, preferences, properties
+
+CURRENT = None   # the running Job (one at a time)
+LAST = None      # the last finished Job (the panel shows its outcome)
+TICK = 0.1       # seconds between timer calls while a run goes
+
+
+class JobError(Exception):
+    """A run could not start: one line saying what to do. Nothing in the .blend was changed."""
+
+
+def _clean(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "object"
+
+
+def output_root(settings) -> Path:
+    raw = settings.output_dir or "//mrd_runs"
+    if raw.startswith("//") and not bpy.data.filepath:
+        return Path(tempfile.gettempdir()) / "mrd_runs"
+    return Path(bpy.path.abspath(raw))
+
+
+def resolve_target(context, settings):
+    obj = settings.target or getattr(context, "active_object", None)
+    if obj is None:
+        sel = [o for o in getattr(context, "selected_objects", []) or []]
+        obj = sel[0] if sel else None
+    if obj is None:
+        raise JobError("nothing is selected: select the mesh to make a metamer of (or set Target in the MRD panel)")
+    if obj.type != "MESH":
+        raise JobError(f"{obj.name!r} is a {obj.type.lower()} object, not a mesh: select a mesh, or convert it with "
+                       "Object > Convert > Mesh")
+    return obj
+
+
+class Job:
+    def __init__(self):
+        self.status = "starting"      # starting | running | cancelling | done | stopped_early | cancelled | failed
+        self.message = ""
+        self.notes: list[str] = []
+        self.warnings: list[str] = []
+        self.step = None
+        self.epochs = 0
+        self.loss = None
+        self.similarity = None
+        self.eta = None
+        self.elapsed = 0.0
+        self.last_log = ""
+        self.run_dir: Path | None = None
+        self.worker: client.Worker | None = None
+        self.writer: apply.ResultWriter | None = None
+        self.target_name = ""
+        self.mode = "shape"
+        self.start_mesh = None
+        self.update_times: list[float] = []   # main-thread seconds per applied update (the benchmark reads them)
+        self.latencies: list[float] = []      # seconds from the worker's emit to Blender applying the step
+        self.write_times: list[float] = []    # worker seconds spent writing each step's arrays
+        self.elapsed_list: list[float] = []   # the worker's clock at each step (intervals = step + overhead)
+        self.events_seen = 0
+        self.done_event: dict | None = None
+        self._keep_every = 10
+
+    # -- start --------------------------------------------------------------------------------------------
+    @classmethod
+    def start(cls, context, settings=None, python: str | None = None) -> "Job":
+        """Exports the target, writes the run's inputs and starts the worker. Raises JobError (nothing changed)."""
+        settings = settings or context.scene.mrd
+        job = cls()
+        target = resolve_target(context, settings)
+        job.target_name, job.mode = target.name, settings.mode
+        python = python or preferences.backend_python(context)
+        problem = client.python_problem(python)
+        if problem:
+            raise JobError(problem)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = output_root(settings) / f"{_clean(target.name)}-{settings.mode}-{settings.model}-{stamp}"
+        i = 2
+        while run_dir.exists():
+            run_dir = run_dir.with_name(f"{run_dir.name.split('~')[0]}~{i}")
+            i += 1
+        p = preferences.prefs(context)
+        try:
+            cfg = properties.run_config(settings, str(run_dir), bpy.path.abspath(p.weights_dir)
+                                        if p is not None and p.weights_dir else None)
+        except ValueError as exc:
+            raise JobError(str(exc)) from None
+        size = cfg["width"]
+        errors = client.backend().errors
+        try:
+            ex = export.export_target(target, context, views=settings.views, width=size, height=size)
+            start = None
+            if settings.mode == "shape" and settings.start == "object":
+                if settings.start_object is None:
+                    raise export.ExportError("Start is 'Object' but no start object is set: pick a mesh or use "
+                                             "the icosphere")
+                start = export.start_mesh(settings.start_object)
+        except (export.ExportError, errors.MRDError) as exc:
+            raise JobError(str(exc)) from None
+        job.notes, job.warnings = ex.notes, ex.warnings
+        inputs = run_dir / "input"
+        try:
+            inputs.mkdir(parents=True, exist_ok=True)
+            client.backend().spec_io.save_spec(ex.spec, inputs / "scene.npz")
+            (inputs / "config.json").write_text(json.dumps(cfg, indent=1))
+            (inputs / "notes.txt").write_text("\n".join(ex.warnings + ex.notes) + "\n")
+            if start is not None:
+                np.savez(inputs / "start.npz", vertices=start[0], faces=start[1])
+        except OSError as exc:
+            raise JobError(f"cannot write the run folder {run_dir}: {exc.strerror or exc}; choose another Output "
+                           "folder") from None
+        job.run_dir, job.epochs, job.start_mesh = run_dir, int(cfg["epochs"]), start
+        job._keep_every = settings.keep_every
+        job.worker = client.Worker(python, run_dir, inputs / "scene.npz", inputs / "config.json",
+                                   inputs / "start.npz" if start is not None else None,
+                                   env=preferences.worker_env_extra(context))
+        try:
+            job.worker.start()
+        except RuntimeError as exc:
+            raise JobError(str(exc)) from None
+        job.status = "running"
+        job._print(f"started: {target.name} ({settings.mode}, {settings.model}, {cfg['views']} views "
+                   f"{size}x{size}, {cfg['spp']} spp, {cfg['epochs']} epochs) -> {run_dir}")
+        for w in job.warnings:
+            job._print("warning: " + w)
+        for n in job.notes:
+            job._print("note: " + n)
+        return job
+
+    # -- events -------------------------------------------------------------------------------------------
+    def _writer(self):
+        if self.writer is None:
+            target = bpy.data.objects.get(self.target_name)
+            if target is None:
+                return None
+            self.writer = apply.ResultWriter(target, self.mode, self.run_dir, self._keep_every)
+            self.writer.begin(self.start_mesh)
+        elif self.writer.obj() is None:  # undone or deleted while running: make it again
+            target = bpy.data.objects.get(self.target_name)
+            if target is not None:
+                self.writer.name = apply.result_name(self.target_name)
+                self.writer.begin(self.start_mesh)
+        return self.writer
+
+    def _arrays(self, ev):
+        rel = ev.get("data")
+        if not rel:
+            return {}
+        try:
+            with np.load(self.run_dir / rel, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            self.last_log = f"could not read {rel}: {exc}"
+            return {}
+
+    def handle(self, events: list[dict]):
+        """Applies a batch of events. Only the newest step updates the live result; every kept step goes to the
+        history."""
+        steps = [e for e in events if e.get("event") == "step"]
+        newest = steps[-1] if steps else None
+        for ev in events:
+            self.events_seen += 1
+            kind = ev.get("event")
+            if kind == "hello":
+                self.epochs = int(ev.get("epochs") or self.epochs)
+            elif kind == "log":
+                self.last_log = str(ev.get("message", ""))
+                if bpy.app.background:
+                    self._print(self.last_log)
+            elif kind == "step":
+                self._step(ev, live=ev is newest)
+            elif kind == "done":
+                self.done_event = ev
+                self._finish(ev.get("status", "done"), "")
+            elif kind == "error":
+                self._finish("failed", str(ev.get("message", "the backend failed")))
+
+    def _step(self, ev, live):
+        t0 = time.perf_counter()
+        self.step = int(ev.get("step", 0))
+        self.epochs = int(ev.get("epochs") or self.epochs)
+        self.loss, self.similarity = ev.get("loss"), ev.get("similarity")
+        self.eta, self.elapsed = ev.get("eta"), ev.get("elapsed") or 0.0
+        writer = self._writer()
+        last = self.step >= self.epochs - 1
+        keep = writer is not None and writer.keep(self.step, last, bool(ev.get("remeshed")))
+        carries_faces = ev.get("faces") is not None and ev.get("faces") == ev.get("data")
+        if writer is not None and (live or keep or carries_faces):
+            try:
+                writer.apply_step(ev, self._arrays(ev), live=live, keep=keep)
+            except Exception as exc:  # a display problem must not stop the run: say it once, keep going
+                msg = f"could not show step {self.step} in Blender ({type(exc).__name__}: {exc})"
+                if not any(w.startswith("could not show step") for w in self.warnings):
+                    self.warnings.append(msg)
+                    self._print("warning: " + msg, error=True)
+        if live:
+            self.update_times.append(time.perf_counter() - t0)
+        if ev.get("sent"):
+            self.latencies.append(time.time() - float(ev["sent"]))
+        if ev.get("write_seconds") is not None:
+            self.write_times.append(float(ev["write_seconds"]))
+        self.elapsed_list.append(float(self.elapsed or 0.0))
+        if bpy.app.background:
+            self._print(self.progress_text())
+
+    def _finish(self, status, message):
+        if "worker log" in message and self.worker is not None:
+            message = message.replace("the worker log", f"the worker log ({self.worker.log_path})")
+        self.status, self.message = status, message
+        if self.writer is not None and self.writer.obj() is not None:
+            self.writer.finish(status, message)
+        if self.worker is not None:  # the worker exits by itself now; never wait for it on the UI thread
+            self.worker.close(wait=2.0 if bpy.app.background else 0.0)
+        self._print(self.summary(), error=status == "failed")
+
+    # -- driving ------------------------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self.status in ("starting", "running", "cancelling")
+
+    def tick(self):
+        """Timer callback (interactive): drains the stream without blocking. Returns the next interval or None."""
+        if not self.active or self.worker is None:
+            return None
+        try:
+            events = self.worker.poll()
+            if events:
+                self.handle(events)
+                _ui_update(self)
+        except Exception as exc:  # never let a timer die silently with the worker still running
+            self.worker.terminate(grace=2)
+            self._finish("failed", f"the add-on failed while applying a step ({type(exc).__name__}: {exc})")
+            _ui_update(self)
+        if not self.active:
+            _on_finished(self)
+            return None
+        return TICK
+
+    def run_blocking(self):
+        """Background mode: applies events until the run ends. Ctrl+C cancels after the current step."""
+        try:
+            for ev in self.worker.events():
+                self.handle([ev])
+        except KeyboardInterrupt:
+            self._print("interrupted: stopping after the current step ...")
+            self.cancel()
+            for ev in self.worker.events():
+                self.handle([ev])
+        except Exception as exc:
+            self.worker.terminate(grace=2)
+            self._finish("failed", f"the add-on failed while applying a step ({type(exc).__name__}: {exc})")
+        if self.active:
+            self._finish("failed", "the worker stream ended without a result")
+        _on_finished(self)
+
+    def cancel(self):
+        if self.worker is None or not self.active:
+            return
+        if self.status == "cancelling":  # asked twice: stop the process now
+            self.worker.terminate(grace=0.5)
+            return
+        self.status = "cancelling"
+        self.worker.cancel()
+
+    def shutdown(self):
+        """Blender exits, the add-on is disabled or another file is opened: stop the worker (files stay)."""
+        if self.worker is not None:
+            self.worker.terminate(grace=3)
+        if self.active:
+            self.status, self.message = "cancelled", "stopped (Blender closed the file or the add-on)"
+
+    # -- text ---------------------------------------------------------------------------------------------
+    def progress_text(self) -> str:
+        if self.step is None:
+            return f"MRD: starting the backend ({self.target_name})"
+        parts = [f"MRD: step {self.step + 1}/{self.epochs}"]
+        if self.loss is not None:
+            parts.append(f"loss {self.loss:.4g}")
+        if self.similarity is not None:
+            parts.append(f"similarity {self.similarity:.3f}")
+        if self.eta is not None and self.active:
+            parts.append(f"{_duration(self.eta)} left")
+        if self.status == "cancelling":
+            parts.append("(stopping after this step)")
+        return "  ".join(parts)
+
+    def summary(self) -> str:
+        where = f" in {self.run_dir}" if self.run_dir else ""
+        if self.status == "failed":
+            return f"MRD failed: {self.message}" + (f" (results so far{where})" if self.step is not None else "")
+        result = f"; result: {self.writer.name}" if self.writer is not None else ""
+        sim = f", similarity {self.similarity:.3f}" if self.similarity is not None else ""
+        n = 0 if self.step is None else self.step + 1
+        return f"MRD {self.status}: {n}/{self.epochs} steps{sim}{result}; files{where}"
+
+    def _print(self, text, error=False):
+        print(text, file=sys.stderr if error else sys.stdout, flush=True)
+
+
+def _duration(s):
+    s = int(s or 0)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else (f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
+
+
+# -- UI glue (interactive only) ---------------------------------------------------------------------------
+def _windows():
+    wm = bpy.context.window_manager
+    return list(getattr(wm, "windows", []) or [])
+
+
+def _ui_update(job):
+    text = job.progress_text() if job.active else None
+    for win in _windows():
+        try:
+            with bpy.context.temp_override(window=win):
+                win.workspace.status_text_set(text)
+        except Exception:
+            pass
+        for area in win.screen.areas:
+            if area.type in ("VIEW_3D", "IMAGE_EDITOR", "PROPERTIES"):
+                area.tag_redraw()
+
+
+def _report(level, message):
+    for win in _windows()[:1]:
+        try:
+            with bpy.context.temp_override(window=win):
+                bpy.ops.mrd.report("EXEC_DEFAULT", level=level, message=message)
+        except Exception:
+            pass
+
+
+def _on_finished(job):
+    global CURRENT, LAST
+    if CURRENT is job:
+        CURRENT = None
+    LAST = job
+    if bpy.app.background:
+        return
+    _ui_update(job)
+    level = "ERROR" if job.status == "failed" else "INFO"
+    _report(level, job.summary())
+    if job.writer is not None:
+        for win in _windows()[:1]:
+            try:
+                with bpy.context.temp_override(window=win):
+                    bpy.ops.ed.undo_push(message=f"MRD metamer of {job.target_name}")
+            except Exception:
+                pass
+
+
+def _timer():
+    job = CURRENT
+    if job is None:
+        return None
+    return job.tick()
+
+
+def launch(context, settings=None, python=None) -> Job:
+    """Starts a run; interactive: returns at once (a timer applies the steps); background: returns when done."""
+    global CURRENT
+    if CURRENT is not None and CURRENT.active:
+        raise JobError("a run is already going: cancel it first (MRD panel > Cancel)")
+    job = Job.start(context, settings, python)
+    CURRENT = job
+    if bpy.app.background:
+        job.run_blocking()
+    else:
+        bpy.app.timers.register(_timer, first_interval=TICK)
+        _ui_update(job)
+    return job
+
+
+def stop_worker():
+    """At interpreter exit: stops the worker process only (bpy may already be torn down, so it is not touched)."""
+    job = CURRENT
+    if job is not None and job.worker is not None:
+        job.worker.terminate(grace=3)
+
+
+def shutdown():
+    global CURRENT
+    if bpy.app.timers.is_registered(_timer):
+        bpy.app.timers.unregister(_timer)
+    if CURRENT is not None:
+        CURRENT.shutdown()
+        CURRENT = None
+    for win in _windows():
+        try:
+            with bpy.context.temp_override(window=win):
+                win.workspace.status_text_set(None)
+        except Exception:
+            pass
+
