@@ -11,7 +11,8 @@ from .config import RunConfig
 from .errors import MRDError
 
 DEMO = dict(scene="suzanne", envmap="studio", model="resnet", views=6, width=96, height=96, spp=8, epochs=25,
-            remesh=[8, 16], start_subdivisions=4, lr=0.1, mesh_every=5, patience=0)
+            remesh=[8, 16], start_subdivisions=4, lr=0.1, mesh_every=5, patience=0,
+            panel_models=["resnet_sin", "vgg"])  # the full six-model panel costs minutes on a CPU
 
 
 def _dims(values):
