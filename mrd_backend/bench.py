@@ -1,24 +1,69 @@
-"""`mrd bench step`: a few optimization steps with the seconds in each part of a step, as medians and shares."""
+"""`mrd bench step` and `mrd bench memory`: figures about the run loop's speed and memory.
+
+`mrd bench step` runs a short optimization with a synchronizing, kernel-counting Profile (see profile.py) and the
+integrator instrumented from outside (no change to a normal run): per step (= epoch, as in report.json) the seconds
+in each part as medians and shares, the kernels launched and compiled per step and in which part, and peak memory.
+The first step compiles kernels and is left out of the medians.
+
+`mrd bench memory` runs many tiny steps and prints the resident memory at two of them: it must stay flat.
+"""
 from __future__ import annotations
 
+import functools
 import json
-import resource
 import statistics
 import sys
 import tempfile
+import time
+
+# Parts, in the order they are printed: (profile name, label). Names with "/" are nested in the one before them.
+PARTS = [
+    ("apply", "Large Steps solve (apply)"),
+    ("render", "primal render"),
+    ("objective", "objective: network forward + loss"),
+    ("backward", "backward, all of it"),
+    ("backward/render_backward", "  render backward"),
+    ("backward/render_backward/silhouette_setup", "    primary silhouette set-up"),
+    ("backward/render_backward/guiding_setup", "    indirect guiding set-up"),
+    ("network_backward", "  network + loss backward"),
+    ("step", "parameter update (Adam step)"),
+    ("similarity", "similarity (logging)"),
+    ("remesh", "remesh"),
+    ("log", "logging and I/O, all of it"),
+    ("log/panel", "  cross-model panel (pixel runs)"),
+    ("log/forward", "  forward-gradient images"),
+    ("other", "everything else"),
+]
+# Once per run, not per step: printed apart.
+PER_RUN = (("targets", "targets (render + features)"), ("turntable", "turntable"), ("evidence", "end-of-run evidence"))
+TOP = ("apply", "render", "objective", "backward", "step", "similarity", "remesh", "log")
 
 
 def add_bench_parser(sub) -> None:
     from .cli import add_run_flags
     b = sub.add_parser("bench", help="benchmarks that print figures")
     bsub = b.add_subparsers(dest="what", required=True)
-    s = bsub.add_parser("step", help="per-step profile of a short run")
+    s = bsub.add_parser("step", help="per-step profile of a short run (parts, kernels compiled, peak memory)")
     s.add_argument("scene", nargs="?", default="suzanne")
     s.add_argument("envmap", nargs="?", default="studio")
     s.add_argument("model", nargs="?", default="mae")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
+    s.add_argument("--no-sync", action="store_true",
+                   help="no host syncs at part boundaries (times as a normal run sees them: lazy work lands late)")
+    s.add_argument("--no-panel", action="store_true",
+                   help="no cross-model panel at logged steps (pixel objectives run one by default)")
+    s.add_argument("--no-steady-guiding", action="store_true",
+                   help="Mitsuba's guiding set-up as shipped (recompiles kernels every step), for comparison")
     add_run_flags(s)
     s.set_defaults(func=cmd_bench_step)
+    m = bsub.add_parser("memory", help="resident memory over many tiny steps (must stay flat)")
+    m.add_argument("--steps", type=int, default=500)
+    m.add_argument("--early", type=int, default=50, help="the step compared with the last one")
+    m.add_argument("--integrator", choices=["fast", "research"], default="fast")
+    m.add_argument("--model", default="mae")
+    m.add_argument("--panel", action="store_true", help="with the cross-model panel at every step (slow)")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_bench_memory)
     try:
         from .bench_models import add_bench_models_parser
         add_bench_models_parser(bsub)
@@ -26,30 +71,265 @@ def add_bench_parser(sub) -> None:
         pass
 
 
+# -- memory of this process -------------------------------------------------------------------------------------
+def proc_status_mb(key: str = "VmRSS") -> float:
+    """VmRSS (resident now) or VmHWM (peak resident) of this process in MB, from /proc/self/status (Linux); falls
+    back to getrusage's peak where /proc is missing."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    scale = 1 if sys.platform != "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / scale
+
+
+# -- the instrumented run -----------------------------------------------------------------------------------------
+def _timed(profile, part, fn):
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        with profile(part):
+            return fn(*a, **kw)
+    return wrapper
+
+
+def instrument_integrator(integrator, profile) -> list[str]:
+    """Times the integrator's backward pass and, inside it, the projective integrators' silhouette and guiding
+    set-ups, by wrapping those methods on this one instance (the run loop is untouched). Returns what it wrapped."""
+    wrapped = []
+    if hasattr(integrator, "render_backward"):
+        integrator.render_backward = _timed(profile, "render_backward", integrator.render_backward)
+        wrapped.append("render_backward")
+    detail = getattr(integrator, "proj_detail", None)
+    if detail is not None:
+        detail.init_primarily_visible_silhouette = _timed(profile, "silhouette_setup",
+                                                          detail.init_primarily_visible_silhouette)
+        detail.init_indirect_silhouette = _timed(profile, "guiding_setup", detail.init_indirect_silhouette)
+        wrapped += ["silhouette_setup", "guiding_setup"]
+    return wrapped
+
+
+def bench_run(cfg, sync: bool = True, kernels: bool = True, callback=None, log=None, integrator_attrs=None,
+              steady_guiding: bool = True):
+    """Runs `cfg` with a synchronizing, kernel-counting profile; returns (Run, RunResult, Profile, step marks).
+    `integrator_attrs`: attributes set on the integrator after loading (experiments, e.g. proj_seed_spp);
+    `steady_guiding=False` undoes profile.steady_guiding (Mitsuba's set-up as shipped)."""
+    from .optimize import Run
+    from .profile import Profile
+
+    class BenchRun(Run):
+        def _setup(self):
+            super()._setup()
+            integ = self.scene.integrator()
+            detail = getattr(integ, "proj_detail", None)
+            if not steady_guiding and detail is not None and "init_indirect_silhouette" in vars(detail):
+                del detail.init_indirect_silhouette     # back to the class's method
+            for k, v in (integrator_attrs or {}).items():
+                if not hasattr(integ, k):
+                    raise AttributeError(f"the integrator has no attribute {k!r}")
+                setattr(integ, k, v)
+            self._keep_integrator = integ   # the wrappers live on this Python object: keep it alive
+            self.instrumented = instrument_integrator(integ, self.profile)
+
+    log = log or (lambda *a: print(*a, file=sys.stderr))
+    run = BenchRun(cfg, log=log)
+    run.profile = prof = Profile(sync=sync, kernels=kernels)
+    marks = []
+
+    def on_step(step):
+        marks.append(time.perf_counter())
+        if callback is not None:
+            callback(step)
+    try:
+        result = run.execute(on_step, None, False)
+    finally:
+        prof.close()
+    return run, result, prof, marks
+
+
+def split_steps(prof, marks) -> list[dict]:
+    """Per-step seconds in each part and kernel counts, from the profile's ordered events. A step ends with its
+    'log' part (the callback mark sits inside it)."""
+    events = prof.events
+    logs = [e for e in events if e["part"] == "log"]
+    loop_start = next((e["t0"] for e in events if e["part"] == "apply"), None)
+    steps = []
+    start = loop_start
+    for lg in logs:
+        end = lg["t0"] + lg["seconds"]
+        parts = {}
+        for e in events:
+            if start <= e["t0"] < end:
+                parts[e["part"]] = parts.get(e["part"], 0.0) + e["seconds"]
+        wall = end - start
+        parts["other"] = max(0.0, wall - sum(v for k, v in parts.items() if k in TOP))
+        if "backward" in parts:
+            parts["network_backward"] = max(0.0, parts["backward"] - parts.get("backward/render_backward", 0.0))
+        kern = {}
+        for t, part, c in prof.kernel_log:
+            if start <= t < end:
+                d = kern.setdefault(part or "other", dict.fromkeys(c, 0))
+                for k, v in c.items():
+                    d[k] += v
+        total = {k: sum(d[k] for d in kern.values()) for k in ("launches", "compiled", "from_disk", "compile_ms")}
+        steps.append({"seconds": wall, "parts": parts, "kernels": total, "kernels_by_part": kern})
+        start = end
+    return steps
+
+
+def summarize(steps: list[dict], skip_first: bool = True) -> dict:
+    use = steps[1:] if skip_first and len(steps) > 1 else steps
+    names = [n for n, _ in PARTS]
+    med = {n: statistics.median([s["parts"].get(n, 0.0) for s in use]) for n in names}
+    mean = {n: statistics.fmean([s["parts"].get(n, 0.0) for s in use]) for n in names}
+    wall_mean = statistics.fmean([s["seconds"] for s in use])
+    kern = {k: statistics.median([s["kernels"][k] for s in use]) for k in ("launches", "compiled", "from_disk")}
+    kern["compile_ms"] = statistics.median([s["kernels"]["compile_ms"] for s in use])
+    compiled_by_part: dict[str, int] = {}
+    for s in use:
+        for part, c in s["kernels_by_part"].items():
+            if c["compiled"] or c["from_disk"]:
+                compiled_by_part[part] = compiled_by_part.get(part, 0) + c["compiled"] + c["from_disk"]
+    return {"steps_used": len(use), "step_seconds_median": statistics.median([s["seconds"] for s in use]),
+            "step_seconds_mean": wall_mean, "parts_median": med, "parts_mean": mean,
+            "shares": {n: mean[n] / wall_mean if wall_mean else 0.0 for n in names},
+            "kernels_per_step_median": kern,
+            "kernels_compiled_per_step": [s["kernels"]["compiled"] + s["kernels"]["from_disk"] for s in steps],
+            "compiled_by_part": compiled_by_part}
+
+
+def mitsuba_log_to_stderr() -> None:
+    """Sends Mitsuba's log (its warnings go to stdout by default) to stderr, so that stdout holds only figures."""
+    from .variant import mitsuba
+    mi = mitsuba()
+
+    class ToStderr(mi.Appender):
+        def append(self, level, text):
+            print(text, file=sys.stderr)
+
+        def log_progress(self, *args, **kwargs):
+            pass
+    logger = mi.logger() if hasattr(mi, "logger") else mi.Thread.thread().logger()
+    logger.clear_appenders()
+    logger.add_appender(ToStderr())
+
+
 def cmd_bench_step(args) -> int:
     from .cli import config_from_args
-    from .optimize import optimize
     base = dict(views=4, width=128, height=128, spp=16, epochs=4, patience=0, weights="untrained",
                 render_every=1000, mesh_every=1000)
     cfg = config_from_args(args, base)
+    if args.no_panel:
+        cfg.panel_every = -1
     if args.out is None:
         cfg.out = tempfile.mkdtemp(prefix="mrd-bench-")
-    r = optimize(cfg, log=lambda *a: print(*a, file=sys.stderr)).report
-    parts = {k: v["total"] / max(1, cfg.epochs) for k, v in r["profile"].items() if k != "targets"}
-    step_s = [s["seconds"] for s in r["steps"]]
-    med = statistics.median(step_s[1:] or step_s)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sync = not args.no_sync
+    mitsuba_log_to_stderr()
+    run, result, prof, marks = bench_run(cfg, sync=sync, kernels=True, steady_guiding=not args.no_steady_guiding)
+    steps = split_steps(prof, marks)
+    if not steps:
+        print("no step finished: nothing to report", file=sys.stderr)
+        return 1
+    s = summarize(steps)
+    r = result.report
     out = {"config": {k: r["config"][k] for k in ("scene", "envmap", "model", "views", "width", "height", "spp",
-                                                    "integrator", "schedule")},
-           "step_seconds_median": med, "step_seconds": step_s, "parts_seconds_per_step": parts,
-           "peak_rss_mb": peak_mb, "variant": r["variant"]}
+                                                    "epochs", "integrator", "schedule")},
+           "integrator": r["integrator"], "variant": r["variant"], "synced_parts": sync,
+           "steady_guiding": not args.no_steady_guiding,
+           "first_step_seconds": steps[0]["seconds"], **s,
+           "per_step": [{"seconds": x["seconds"], "kernels": x["kernels"]} for x in steps],
+           "peak_rss_mb": proc_status_mb("VmHWM"), "rss_end_mb": proc_status_mb("VmRSS"),
+           "chamfer": r.get("chamfer"), "instrumented": getattr(run, "instrumented", []),
+           "per_run_seconds": {k: sum(prof.samples.get(k, [])) for k, _ in PER_RUN},
+           "panel": not args.no_panel and getattr(run, "panel", None) is not None}
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
-    print(f"{out['config']}  variant {r['variant']}")
-    print(f"step (epoch of {cfg.views} views): median {med:.3f} s; first {step_s[0]:.3f} s (compiles kernels)")
-    total = sum(parts.values()) or 1.0
-    for k, v in sorted(parts.items(), key=lambda kv: -kv[1]):
-        print(f"  {k:12s} {v:8.3f} s/step  {100 * v / total:5.1f} %")
-    print(f"peak RSS {peak_mb:.0f} MB")
+    print(format_step_table(out))
     return 0
+
+
+def format_step_table(out: dict) -> str:
+    c = out["config"]
+    lines = [f"{c['scene']} / {c['envmap']} / {c['model']}: {c['views']} views {c['width']}x{c['height']}, "
+             f"{c['spp']} spp, integrator {c['integrator']} {out['integrator']}, schedule {c['schedule']}, "
+             f"variant {out['variant']}",
+             f"step (one epoch of {c['views']} views): median {out['step_seconds_median']:.3f} s, mean "
+             f"{out['step_seconds_mean']:.3f} s over {out['steps_used']} steps; first step "
+             f"{out['first_step_seconds']:.3f} s (compiles kernels)"
+             + ("" if out["synced_parts"] else "   [--no-sync: lazy work is charged where the host waited]")
+             + ("" if out.get("steady_guiding", True) else "   [--no-steady-guiding]"),
+             f"  {'part':36s} {'median s':>9s} {'mean s':>9s} {'share':>7s}"]
+    for name, label in PARTS:
+        lines.append(f"  {label:36s} {out['parts_median'][name]:9.4f} {out['parts_mean'][name]:9.4f} "
+                     f"{100 * out['shares'][name]:6.1f}%")
+    k = out["kernels_per_step_median"]
+    lines.append(f"kernels per step (median after the first): {k['launches']:.0f} launched, "
+                 f"{k['compiled']:.0f} compiled, {k['from_disk']:.0f} loaded from the disk cache "
+                 f"({k['compile_ms']:.0f} ms compiling)")
+    lines.append("kernels compiled or loaded, per step: " + " ".join(str(x) for x in out["kernels_compiled_per_step"]))
+    if out["compiled_by_part"]:
+        lines.append("  after the first step, in: " + ", ".join(f"{p} {n}" for p, n in
+                                                                 sorted(out["compiled_by_part"].items())))
+    lines.append("once per run: " + ", ".join(f"{label} {out['per_run_seconds'][k]:.2f} s" for k, label in PER_RUN))
+    lines.append(f"peak RSS {out['peak_rss_mb']:.0f} MB (whole process, targets included)")
+    return "\n".join(lines)
+
+
+# -- memory over a long run -----------------------------------------------------------------------------------------
+def memory_run(steps: int = 500, early: int = 50, integrator: str = "fast", model: str = "mae", out=None,
+               log=None, panel: bool = False) -> dict:
+    """Runs `steps` tiny steps (16x16, 1 view, 2 spp, no remesh) and samples VmRSS/VmHWM after every step. The
+    cross-model panel of pixel runs (six networks at every logged step) and the end-of-run evidence are off unless
+    `panel` (then the panel runs at every step)."""
+    from .config import RunConfig
+    from .optimize import optimize
+    cfg = RunConfig(scene="blob", envmap="studio", model=model, views=1, width=16, height=16, spp=2, epochs=steps,
+                    remesh=[], start_subdivisions=3, patience=0, render_every=10 ** 9, mesh_every=10 ** 9,
+                    log_every=1, integrator=integrator, weights="untrained", panel_every=1 if panel else -1,
+                    evidence=panel,
+                    out=out or tempfile.mkdtemp(prefix="mrd-bench-memory-"))
+    rss, hwm = [], []
+
+    def sample(step):
+        rss.append(proc_status_mb("VmRSS"))
+        hwm.append(proc_status_mb("VmHWM"))
+    t0 = time.perf_counter()
+    r = optimize(cfg, callback=sample, log=log or (lambda *a: None))
+    seconds = time.perf_counter() - t0
+    n = len(rss)
+    e = min(early, n) - 1
+    tail = list(range(e, n))
+    slope = 0.0
+    if len(tail) > 1:
+        mx = statistics.fmean(tail)
+        my = statistics.fmean(rss[i] for i in tail)
+        slope = sum((i - mx) * (rss[i] - my) for i in tail) / sum((i - mx) ** 2 for i in tail)
+    return {"steps": n, "early_step": e + 1, "rss_early_mb": rss[e], "rss_end_mb": rss[-1],
+            "peak_early_mb": hwm[e], "peak_end_mb": hwm[-1], "growth_peak": hwm[-1] / hwm[e] - 1,
+            "growth_rss": rss[-1] / rss[e] - 1, "rss_slope_kb_per_step": slope * 1024, "seconds": seconds,
+            "status": r.status, "integrator": integrator, "model": model, "panel": panel}
+
+
+def cmd_bench_memory(args) -> int:
+    out = memory_run(args.steps, args.early, args.integrator, args.model, panel=args.panel)
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        print(format_memory(out))
+    return 0 if out["growth_peak"] <= 0.05 else 1
+
+
+def format_memory(m: dict) -> str:
+    return (f"{m['steps']} tiny steps ({m['model']}, integrator {m['integrator']}, 16x16, 1 view, 2 spp"
+            f"{', cross-model panel every step' if m.get('panel') else ''}) in "
+            f"{m['seconds']:.0f} s\n"
+            f"  peak RSS at step {m['early_step']}: {m['peak_early_mb']:.1f} MB; at step {m['steps']}: "
+            f"{m['peak_end_mb']:.1f} MB ({100 * m['growth_peak']:+.2f} %)\n"
+            f"  RSS now at step {m['early_step']}: {m['rss_early_mb']:.1f} MB; at step {m['steps']}: "
+            f"{m['rss_end_mb']:.1f} MB ({100 * m['growth_rss']:+.2f} %); trend {m['rss_slope_kb_per_step']:+.1f} "
+            f"KB per step\n"
+            f"  {'flat (within 5 %)' if m['growth_peak'] <= 0.05 else 'GROWS by more than 5 %'}")

@@ -77,11 +77,9 @@ class Profile:
                 continue
             c["launches"] += 1
             c["execution_ms"] += float(h.get("execution_time", 0.0))
-            if not h.get("cache_hit"):
-                if h.get("cache_disk"):
-                    c["from_disk"] += 1
-                else:
-                    c["compiled"] += 1
+            # cache_hit: found in memory or on disk; cache_disk: loaded from Dr.Jit's disk cache (~/.drjit)
+            if not h.get("cache_hit") or h.get("cache_disk"):
+                c["compiled" if not h.get("cache_hit") else "from_disk"] += 1
                 c["compile_ms"] += float(h.get("backend_time", 0.0)) + float(h.get("codegen_time", 0.0))
         for k, v in c.items():
             total[k] += v

@@ -100,14 +100,6 @@ def test_cli_bad_input_is_one_line(argv, message, capsys, tmp_path):
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
-def test_bench_step_prints_every_part(capsys, tmp_path):
-    assert main(["bench", "step", "blob", "constant", "mae", "-e", "2", "-n", "2", "-d", "32", "--spp", "4",
-                 "--out", str(tmp_path / "b")]) == 0
-    out = capsys.readouterr().out
-    for part in ("render", "objective", "backward", "step", "apply", "peak RSS"):
-        assert part in out
-
-
 def test_forward_gradient_images(tmp_path):
     import imageio.v3 as iio
     r = optimize(tiny_config(epochs=1, forward=True, out=str(tmp_path / "run")), log=lambda *a: None)

@@ -1,0 +1,153 @@
+"""Speed machinery, tested functionally (no timed assertions): one network pass per view per step, the integrator
+profiles, the per-step benchmark, kernel counting, the guiding set-up's steady kernels, flat memory."""
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from mrd_backend.bench import PARTS
+from mrd_backend.cli import main
+from mrd_backend.config import INTEGRATOR_PROFILES
+from mrd_backend.optimize import Run, optimize
+from mrd_backend.profile import Profile, steady_guiding
+
+
+@pytest.mark.slow
+def test_one_network_pass_per_view_per_step(tmp_path, monkeypatch):
+    """Targets are encoded once per view; each step runs exactly one forward and one backward pass per view (the
+    similarity and logged values come from that pass); the start and final evaluations add one forward per view."""
+    import torch
+    from mrd_backend.objectives.resnet import ResNet50
+    monkeypatch.setattr(ResNet50, "native_size", 32)   # an untrained ResNet-50 at 32x32: same code path, fast
+    counts = {"forward": 0, "backward": 0}
+
+    def on_forward(module, inputs, output):
+        counts["forward"] += 1
+        if output.requires_grad:
+            output.register_hook(lambda g: counts.__setitem__("backward", counts["backward"] + 1))
+
+    class Counting(Run):
+        def _objective(self):
+            obj = super()._objective()
+            first = next(m for m in obj.net.modules() if isinstance(m, torch.nn.Conv2d))
+            first.register_forward_hook(on_forward)   # every pass through the network starts here
+            self.counted = obj
+            return obj
+
+    views, epochs = 2, 3
+    cfg = tiny_config(model="resnet", weights="untrained", views=views, width=32, height=32, spp=2, epochs=epochs,
+                      start_subdivisions=2, evidence=False, out=str(tmp_path / "run"))
+    run = Counting(cfg, log=lambda *a: None)
+    seen = []
+    result = run.execute(callback=lambda step: seen.append((counts["forward"], counts["backward"])))
+    assert result.status == "done" and len(seen) == epochs
+    assert run.counted.prepare_calls == views                              # target features cached
+    assert seen[0] == (views + views + views, views)                       # targets, start evaluation, step 0
+    for before, after in zip(seen, seen[1:]):                              # every later step: one pass per view
+        assert (after[0] - before[0], after[1] - before[1]) == (views, views)
+    assert counts["forward"] == views + views + epochs * views + views     # + the final evaluation
+    assert all(np.isfinite(s["similarity"]) for s in result.report["steps"])
+
+
+def test_profiles_build_valid_integrators(mi):
+    for name, d in INTEGRATOR_PROFILES.items():
+        integ = mi.load_dict(dict(d))
+        assert type(integ).__name__ == "DirectProjectiveIntegrator", name
+    fast = mi.load_dict(dict(INTEGRATOR_PROFILES["fast"]))
+    research = mi.load_dict(dict(INTEGRATOR_PROFILES["research"]))
+    assert research.guiding == "octree" and research.sppi is None and research.proj_seed_spp == 512  # Mitsuba's
+    assert fast.sppi == 0                                                  # no guiding structure to build
+
+
+def test_fast_profile_lowers_the_loss(tmp_path):
+    r = optimize(tiny_config(views=1, width=32, height=32, epochs=4, remesh=[], start_subdivisions=3,
+                             integrator="fast", evidence=False, out=str(tmp_path / "run")), log=lambda *a: None)
+    assert r.report["integrator"]["profile"] == "fast" and r.report["integrator"]["sppi"] == 0
+    assert r.report["loss"]["end"] < r.report["loss"]["start"]
+
+
+@pytest.mark.slow
+def test_research_profile_lowers_the_loss_without_recompiling(tmp_path):
+    """The research profile (octree guiding rebuilt in every backward pass) lowers the loss, and after warm-up no
+    step compiles a kernel (the guiding set-up's scatter-reductions no longer bake in the octree's size)."""
+    from mrd_backend.bench import bench_run, split_steps
+    cfg = tiny_config(views=1, width=32, height=32, spp=4, epochs=6, remesh=[], start_subdivisions=5,
+                      integrator="research", evidence=False, out=str(tmp_path / "run"))  # 5: the octree gets built
+    run, result, prof, marks = bench_run(cfg, sync=False, kernels=True, log=lambda *a: None)
+    r = result.report
+    assert r["integrator"]["profile"] == "research" and "sppi" not in r["integrator"]
+    assert r["loss"]["end"] < r["loss"]["start"]
+    assert type(run.scene.integrator().proj_detail.guiding_distr).__name__ == "OcSpaceDistr"  # an octree was built
+    compiled = [s["kernels"]["compiled"] + s["kernels"]["from_disk"] for s in split_steps(prof, marks)]
+    assert compiled[-2:] == [0, 0], compiled
+
+
+def _no_evidence(tmp_path):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"evidence": False}))
+    return str(path)
+
+
+def test_bench_step_prints_every_part(tmp_path, capsys):
+    rc = main(["bench", "step", "blob", "constant", "mae", "-n", "1", "-d", "24", "--spp", "2", "-e", "3",
+               "--remesh", "", "--integrator", "fast", "--no-panel", "--config", _no_evidence(tmp_path),
+               "--out", str(tmp_path / "b")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    for _, label in PARTS:
+        assert label in out, label
+    assert "kernels per step" in out and "compiled" in out and "peak RSS" in out and "once per run" in out
+
+
+@pytest.mark.slow
+def test_bench_step_json(tmp_path, capsys):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"panel_models": ["mae"]}))   # a cheap panel, still timed
+    rc = main(["bench", "step", "blob", "constant", "mae", "-n", "1", "-d", "24", "--spp", "2", "-e", "2",
+               "--remesh", "", "--json", "--config", str(cfg), "--out", str(tmp_path / "b")])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    assert set(n for n, _ in PARTS) <= set(d["parts_median"]) and d["peak_rss_mb"] > 0
+    assert d["panel"] and d["parts_median"]["log/panel"] > 0
+    assert len(d["kernels_compiled_per_step"]) == 2 and abs(sum(d["shares"][n] for n in
+               ("apply", "render", "objective", "backward", "step", "similarity", "remesh", "log", "other")) - 1) < 1e-6
+
+
+def test_profile_nests_settles_and_counts_kernels(mi):
+    import drjit as dr
+    p = Profile(sync=True, kernels=True)
+    try:
+        with p("outer"):
+            with p("inner"):
+                x = p.settle(dr.arange(mi.Float, 1000) * 2.5 + 1.0)
+    finally:
+        p.close()
+    assert set(p.samples) == {"outer", "outer/inner"}
+    assert [e["part"] for e in p.events] == ["outer/inner", "outer"]
+    assert p.kernel_counts["outer/inner"]["launches"] >= 1 and float(x[3]) == 8.5
+    assert not dr.flag(dr.JitFlag.KernelHistory)
+    plain = Profile()
+    with plain("a"):
+        pass
+    assert plain.summary()["a"]["count"] == 1 and plain.events == []
+
+
+def test_steady_guiding_scopes_the_expand_threshold():
+    import drjit as dr
+    seen = []
+    detail = SimpleNamespace(init_indirect_silhouette=lambda *a: seen.append(dr.expand_threshold()))
+    before = dr.expand_threshold()
+    assert steady_guiding(SimpleNamespace(proj_detail=detail))
+    detail.init_indirect_silhouette(None, None, 0)
+    assert seen == [0] and dr.expand_threshold() == before
+    assert not steady_guiding(SimpleNamespace())    # integrators without guiding are left alone
+
+
+def test_memory_benchmark_reports_flat_memory(tmp_path):
+    from mrd_backend.bench import format_memory, memory_run
+    m = memory_run(steps=30, early=10, out=str(tmp_path / "m"))
+    assert m["steps"] == 30 and m["status"] == "done"
+    assert m["peak_early_mb"] > 0 and m["growth_peak"] < 0.05
+    assert "peak RSS at step 10" in format_memory(m)
