@@ -6,6 +6,18 @@ from pathlib import Path
 import numpy as np
 
 
+def save_figure(fig, path, dpi: int = 90) -> Path:
+    """Writes a matplotlib figure atomically (temporary name, then rename) and closes it."""
+    import matplotlib.pyplot as plt
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
 def curves_png(path: Path, steps: list[dict]) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -23,10 +35,7 @@ def curves_png(path: Path, steps: list[dict]) -> None:
             for ax in (a, b):
                 ax.axvline(s["step"], color="0.8", lw=0.8, zorder=0)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=100)
 
 
 def optimization_gif(path: Path, frames: list[Path], max_side: int = 512, max_frames: int = 100) -> None:

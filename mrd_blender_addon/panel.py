@@ -1,5 +1,7 @@
 """The "MRD" tab of the 3D viewport's sidebar (N): settings, Optimize Metamer / Cancel, progress, results."""
 
+import textwrap
+
 import bpy
 
 from . import job, preferences, properties
@@ -122,14 +124,7 @@ class VIEW3D_PT_mrd_results(MRDPanel, bpy.types.Panel):
 
 
 def _wrap(text, width):
-    out, line = [], ""
-    for word in str(text).split():
-        if len(line) + len(word) + 1 > width and line:
-            out.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    return out + ([line] if line else [])
+    return textwrap.wrap(str(text), width)  # lines for a panel label, which cannot wrap by itself
 
 
 classes = (VIEW3D_PT_mrd, VIEW3D_PT_mrd_advanced, VIEW3D_PT_mrd_results)

@@ -4,6 +4,7 @@ there. Nothing is ever installed into Blender's own Python."""
 
 import os
 import re
+import textwrap
 import shutil
 import subprocess
 import sys
@@ -288,14 +289,7 @@ class MRDPreferences(bpy.types.AddonPreferences):
 
 
 def _wrap(text, width):
-    out, line = [], ""
-    for word in text.split():
-        if len(line) + len(word) + 1 > width and line:
-            out.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    return out + ([line] if line else [])
+    return textwrap.wrap(str(text), width)  # lines for a panel label, which cannot wrap by itself
 
 
 classes = (MRD_OT_check_backend, MRD_OT_install_backend, MRDPreferences)

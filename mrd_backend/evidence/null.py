@@ -265,13 +265,8 @@ def plot_null(dist: NullDistribution, path: str | Path, mark: float | None = Non
            title=f"null distribution: {dist.scene} / {dist.envmap}")
     ax.title.set_fontsize(10)
     ax.legend(fontsize=7, loc="upper left")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    from ..plots import save_figure
+    return save_figure(fig, path)
 
 
 # -- command line ----------------------------------------------------------------------------------------------------

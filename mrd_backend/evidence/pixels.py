@@ -104,10 +104,5 @@ def flip_grid_png(maps: list[np.ndarray], path: Path, per_row: int = 5, means: l
             if means is not None:
                 ax.set_title(f"view {k}: {means[k]:.3f}", fontsize=8)
     fig.colorbar(im, ax=list(axes.ravel()), shrink=0.8, label="FLIP error")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    from ..plots import save_figure
+    return save_figure(fig, path)

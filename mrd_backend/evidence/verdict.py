@@ -167,12 +167,8 @@ def _scores_plot(v: dict, path: Path, baseline_name: str) -> Path:
     b.set(xlabel="view", ylabel="difference", title=f"differences (mean {d.mean():.3g})")
     for ax in (a, b):
         ax.title.set_fontsize(10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    from ..plots import save_figure
+    return save_figure(fig, path)
 
 
 def _rsa_block(feats_a, feats_b) -> dict | None:
