@@ -4,10 +4,10 @@ there. Nothing is ever installed into Blender's own Python."""
 
 import os
 import re
-import textwrap
 import shutil
 import subprocess
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
