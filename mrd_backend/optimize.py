@@ -292,7 +292,7 @@ class Run:
                 remeshed = self.P.end_of_epoch(epoch)
             seconds = time.perf_counter() - t0
             with self.profile("log"):
-                step = self._log_step(epoch, loss, sim, seconds, remeshed, images, state, callback)
+                self._log_step(epoch, loss, sim, seconds, remeshed, images, state, callback)
             if bar is not None:
                 bar.set_postfix(loss=f"{loss:.4g}", sim=f"{sim:.4f}", s_per_step=f"{seconds:.2f}")
                 bar.update(1)
@@ -307,7 +307,6 @@ class Run:
                     self.final_state = self.best_state
                     self.status = "stopped_early"
                     break
-            del step
         if bar is not None:
             bar.close()
         if self.status == "running":
@@ -367,7 +366,8 @@ class Run:
                 if c.mode == "shape":
                     from .meshes import chamfer
                     st = self.final_state
-                    self.P.restore(st) if self.status in ("cancelled", "failed") else None
+                    if self.status in ("cancelled", "failed"):
+                        self.P.restore(st)  # the final renders show the last good state
                     self.folder.write_mesh("meshes/final.ply", st["vertices"], st["faces"])
                     end = chamfer(st["vertices"], st["faces"], self.spec.vertices, self.spec.faces)
                     self.extra["chamfer"] = {"start": self.start_eval["chamfer"], "end": end["chamfer"]}
