@@ -64,11 +64,8 @@ def add_bench_parser(sub) -> None:
     m.add_argument("--panel", action="store_true", help="with the cross-model panel at every step (slow)")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_bench_memory)
-    try:
-        from .bench_models import add_bench_models_parser
-        add_bench_models_parser(bsub)
-    except ImportError:
-        pass
+    from .bench_models import add_bench_models_parser
+    add_bench_models_parser(bsub)
 
 
 # -- memory of this process -------------------------------------------------------------------------------------

@@ -168,15 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _optional_commands(sub) -> None:
     """Commands that live in their own modules (bench, weights, evidence)."""
     from .bench import add_bench_parser
-    add_bench_parser(sub)
-    for module, fn in (("weights_cli", "add_weights_parser"), ("evidence.null", "add_null_parser"),
-                       ("evidence.compare", "add_compare_parser")):
-        try:
-            mod = __import__(f"mrd_backend.{module}", fromlist=[fn])
-        except ImportError:
-            continue
-        if hasattr(mod, fn):
-            getattr(mod, fn)(sub)
+    from .evidence.compare import add_compare_parser
+    from .evidence.null import add_null_parser
+    from .weights_cli import add_weights_parser
+    for add in (add_bench_parser, add_weights_parser, add_null_parser, add_compare_parser):
+        add(sub)
 
 
 def main(argv=None) -> int:

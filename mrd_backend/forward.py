@@ -33,9 +33,8 @@ def derivative_image(mi, scene, params, keys, sensor, spp: int = 8, seed: int = 
 
 def visualize(g: np.ndarray) -> dict[str, np.ndarray]:
     """The three research images of one derivative (H, W, 3), each as display values in [0, 1]."""
-    from .tonemap import to_ldr as _unused  # noqa: F401  (keeps one tone-map module)
-    raw = np.clip(g, 0, None)
-    raw = np.where(raw <= 0.0031308, 12.92 * raw, 1.055 * np.power(raw, 1 / 2.4) - 0.055).clip(0, 1)
+    from .tonemap import linear_to_srgb
+    raw = linear_to_srgb(np.clip(g, 0, None))
     mag = np.linalg.norm(g, axis=-1)
     mag = np.clip(mag / (np.sqrt((mag ** 2).mean()) + 1e-12), 0, 1)
     lum = g @ np.array([0.2126, 0.7152, 0.0722])

@@ -159,13 +159,18 @@ class Run:
             self.scene, self.params = self.P.scene, self.P.params
         steady_guiding(self.scene.integrator())  # no kernel compiled per step by the guiding set-up (profile.py)
 
+    @property
+    def panel_models(self) -> list:
+        from .evidence import DEFAULT_MODELS
+        return list(self.cfg.panel_models if self.cfg.panel_models is not None else DEFAULT_MODELS)
+
     def _panel(self):
         """The cross-model panel: in pixel-objective runs the research code's baseline, every logged step."""
         c = self.cfg
         if c.panel_every < 0 or not c.evidence or (c.model not in ("mae", "dual_buffer") and c.panel_every == 0):
             return None
-        from .evidence import DEFAULT_MODELS, Panel
-        panel = Panel(c.panel_models if c.panel_models is not None else DEFAULT_MODELS, weights=c.weights,
+        from .evidence import Panel
+        panel = Panel(self.panel_models, weights=c.weights,
                       weights_dir=c.weights_dir, preprocess=c.preprocess, seed=c.seed, log=self.log)
         self.panel_built = panel  # reused at the end of the run (even empty: no second attempt, no second message)
         if not panel.objectives:
@@ -283,10 +288,10 @@ class Run:
                     loss = math.nan
                 else:
                     raise
-            if not math.isfinite(loss) or not self.P.is_finite():
+            state = self.P.state()
+            if not math.isfinite(loss) or not all(np.isfinite(v).all() for v in state.values()):
                 raise MRDError(f"the loss or the parameters became NaN/inf at epoch {epoch}: lower --lr "
                                f"(now {self.P.lr:g}) or raise -l; the last good state is in {self.folder.path}")
-            state = self.P.state()
             self.final_state = state
             with self.profile("remesh"):
                 remeshed = self.P.end_of_epoch(epoch)
@@ -478,8 +483,7 @@ class Run:
                 heldout_masks=ho_masks, target_mesh=(spec.vertices, spec.faces) if st else None,
                 result_mesh=(st["vertices"], st["faces"]) if st else None,
                 null=find_null(spec.name, spec.environment.name, c.model, self.objective.weights_used),
-                run_dir=self.folder.path, panel_models=list(c.panel_models) if c.panel_models is not None else
-                list(__import__("mrd_backend.evidence", fromlist=["DEFAULT_MODELS"]).DEFAULT_MODELS),
+                run_dir=self.folder.path, panel_models=self.panel_models,
                 panel_weights=c.weights,
                 weights_dir=c.weights_dir, preprocess=c.preprocess,
                 target_features=None if c.masks else self.target_features, scene=spec.name,

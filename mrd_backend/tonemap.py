@@ -4,11 +4,15 @@ from __future__ import annotations
 import numpy as np
 
 
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """The sRGB transfer curve of non-negative linear values, clamped to [0, 1] (numpy)."""
+    return np.clip(np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055), 0.0, 1.0)
+
+
 def to_ldr(img):
     """Dr.Jit (or numpy) linear radiance -> display sRGB in [0, 1], differentiable in Dr.Jit."""
     if isinstance(img, np.ndarray):
-        x = np.maximum(img / (1.0 + img), 0.0)
-        return np.clip(np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055), 0.0, 1.0)
+        return linear_to_srgb(np.maximum(img / (1.0 + img), 0.0))
     import drjit as dr
     x = dr.maximum(img / (1.0 + img), 0.0)
     srgb = dr.select(x <= 0.0031308, 12.92 * x, 1.055 * dr.power(x, 1 / 2.4) - 0.055)

@@ -180,11 +180,4 @@ class MRD_OT_show_steps(bpy.types.Operator):
 classes = (MRD_OT_optimize_metamer, MRD_OT_cancel, MRD_OT_report, MRD_OT_open_renders, MRD_OT_show_steps)
 
 
-def register():
-    for c in classes:
-        bpy.utils.register_class(c)
-
-
-def unregister():
-    for c in reversed(classes):
-        bpy.utils.unregister_class(c)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -76,13 +76,13 @@ class VIEW3D_PT_mrd(MRDPanel, bpy.types.Panel):
         if last is not None and not running:
             box = layout.box()
             icon = "ERROR" if last.status == "failed" else "CHECKMARK"
-            for i, line in enumerate(_wrap(last.summary(), 48)[:6]):
+            for i, line in enumerate(textwrap.wrap(str(last.summary()), 48)[:6]):
                 box.label(text=line, icon=icon if i == 0 else "NONE")
             for w in last.warnings[:4]:
-                for i, line in enumerate(_wrap(w, 48)[:3]):
+                for i, line in enumerate(textwrap.wrap(str(w), 48)[:3]):
                     box.label(text=line, icon="ERROR" if i == 0 else "NONE")
             for n in last.notes[:6]:
-                for i, line in enumerate(_wrap(n, 48)[:3]):
+                for i, line in enumerate(textwrap.wrap(str(n), 48)[:3]):
                     box.label(text=line, icon="INFO" if i == 0 else "NONE")
 
 
@@ -123,18 +123,7 @@ class VIEW3D_PT_mrd_results(MRDPanel, bpy.types.Panel):
         row.operator("mrd.show_steps", text="Show result", icon="MESH_DATA").show = False
 
 
-def _wrap(text, width):
-    return textwrap.wrap(str(text), width)  # lines for a panel label, which cannot wrap by itself
-
-
 classes = (VIEW3D_PT_mrd, VIEW3D_PT_mrd_advanced, VIEW3D_PT_mrd_results)
 
 
-def register():
-    for c in classes:
-        bpy.utils.register_class(c)
-
-
-def unregister():
-    for c in reversed(classes):
-        bpy.utils.unregister_class(c)
+register, unregister = bpy.utils.register_classes_factory(classes)

@@ -279,17 +279,13 @@ class MRDPreferences(bpy.types.AddonPreferences):
         icon = {"yes": "CHECKMARK", "no": "ERROR"}.get(self.check_ok, "QUESTION")
         lines = (self.check_result or "Not checked yet").splitlines()
         for i, line in enumerate(lines[:16]):
-            for j, chunk in enumerate(_wrap(line, 110)):
+            for j, chunk in enumerate(textwrap.wrap(line, 110)):
                 box.label(text=chunk, icon=icon if i == 0 and j == 0 else "NONE")
         col.separator()
         col.prop(self, "venv_dir")
         col.prop(self, "base_python")
         col.prop(self, "weights_dir")
         col.prop(self, "variant")
-
-
-def _wrap(text, width):
-    return textwrap.wrap(str(text), width)  # lines for a panel label, which cannot wrap by itself
 
 
 classes = (MRD_OT_check_backend, MRD_OT_install_backend, MRDPreferences)

@@ -564,7 +564,7 @@ def _pretrained_or_skip(name):
                     f"run `mrd weights fetch {name}` on a machine with internet")
 
 
-def test_pretrained_resnet_equals_torchvision_imagenet1k_v1():
+def test_pretrained_resnet_equals_torchvision_imagenet1k_v1(real_weights):
     _pretrained_or_skip("resnet")
     import torchvision
     hub = W.torch_hub_dir() / "resnet50-0676ba61.pth"
@@ -579,7 +579,7 @@ def test_pretrained_resnet_equals_torchvision_imagenet1k_v1():
         torch.testing.assert_close(obj.prepare(x), tv.eval()((x.permute(2, 0, 1)[None] - obj._mean) / obj._std))
 
 
-def test_pretrained_dino_equals_hugging_face_dinov2_base():
+def test_pretrained_dino_equals_hugging_face_dinov2_base(real_weights):
     _pretrained_or_skip("dino")
     transformers = pytest.importorskip("transformers", reason="the reference definition (transformers' Dinov2Model) "
                                                               "is not installed")
@@ -593,7 +593,7 @@ def test_pretrained_dino_equals_hugging_face_dinov2_base():
     torch.testing.assert_close(obj.prepare(x), torch.nn.functional.normalize(t, dim=-1), atol=1e-4, rtol=1e-3)
 
 
-def test_pretrained_clip_equals_hugging_face_clip_vision_model():
+def test_pretrained_clip_equals_hugging_face_clip_vision_model(real_weights):
     _pretrained_or_skip("clip")
     transformers = pytest.importorskip("transformers", reason="the reference definition (transformers' "
                                                               "CLIPVisionModel) is not installed")
@@ -607,7 +607,7 @@ def test_pretrained_clip_equals_hugging_face_clip_vision_model():
     torch.testing.assert_close(obj.prepare(x), torch.nn.functional.normalize(t, dim=-1), atol=1e-4, rtol=1e-3)
 
 
-def test_pretrained_lpips_equals_the_lpips_package(mi):
+def test_pretrained_lpips_equals_the_lpips_package(mi, real_weights):
     _pretrained_or_skip("lpips")
     import lpips
     pkg = lpips.LPIPS(net="vgg", verbose=False).eval()     # finds vgg16 in torch hub's cache (skipped otherwise)
