@@ -113,7 +113,7 @@ def bench_run(cfg, sync: bool = True, kernels: bool = True, callback=None, log=N
               steady_guiding: bool = True):
     """Runs `cfg` with a synchronizing, kernel-counting profile; returns (Run, RunResult, Profile, step marks).
     `integrator_attrs`: attributes set on the integrator after loading (experiments, e.g. proj_seed_spp);
-    `steady_guiding=False` undoes profile.steady_guiding (Mitsuba's set-up as shipped)."""
+    `steady_guiding=False` undoes guiding.steady_guiding (Mitsuba's set-up as shipped)."""
     from .optimize import Run
     from .profile import Profile
 

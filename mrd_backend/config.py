@@ -125,7 +125,29 @@ class RunConfig:
 # so no guiding structure is built in the backward pass. Chosen by measurement (scripts/bench_profiles.py,
 # docs/speed.md): on blob, knot and suzanne with mae, 7-11x faster per epoch than `research` on a 2-core CPU, and
 # its final chamfer was never worse; guiding "none" was as fast but worse on knot.
+# A value "spp/N" is the run's spp divided by N (at least 1). "spp_grad" is not an integrator property: it is the
+# samples per pixel of the gradient (adjoint) pass, which mi.render takes apart from the primal spp (Mitsuba lets
+# the render call's spp override the integrator's sppc/sppp, so this is the one lever on the backward's samples).
 INTEGRATOR_PROFILES = {
     "research": {"type": "direct_projective"},
     "fast": {"type": "direct_projective", "sppi": 0},
 }
+
+
+def _resolved(profile: str, spp: int, profiles: dict | None) -> dict:
+    out = {}
+    for key, value in (profiles or INTEGRATOR_PROFILES)[profile].items():
+        if isinstance(value, str) and value.startswith("spp/"):
+            value = max(1, int(spp) // int(value[4:]))
+        out[key] = value
+    return out
+
+
+def integrator_settings(profile: str, spp: int, profiles: dict | None = None) -> dict:
+    """The Mitsuba integrator dict of an integrator profile for a run at `spp` samples per pixel."""
+    return {k: v for k, v in _resolved(profile, spp, profiles).items() if k != "spp_grad"}
+
+
+def gradient_spp(profile: str, spp: int, profiles: dict | None = None) -> int:
+    """Samples per pixel of the profile's gradient pass (the run's spp unless the profile says otherwise)."""
+    return int(_resolved(profile, spp, profiles).get("spp_grad", spp))

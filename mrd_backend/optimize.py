@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import INTEGRATOR_PROFILES, RunConfig
+from .config import RunConfig, gradient_spp, integrator_settings
 from .errors import Cancelled, MRDError
-from .profile import Profile, steady_guiding
+from .guiding import steady_guiding
+from .profile import Profile
 from .run import REPORT_VERSION, RunFolder, default_out, grid
 
 
@@ -124,7 +125,8 @@ class Run:
         self.objective = self._objective()  # before any rendering: missing weights stop here
         if c.mode == "shape" or spec.integrator is None:
             from .material import DEFAULT_INTEGRATOR  # material runs on objects without one: a path tracer
-            spec.integrator = dict(INTEGRATOR_PROFILES[c.integrator] if c.mode == "shape" else DEFAULT_INTEGRATOR)
+            spec.integrator = integrator_settings(c.integrator, c.spp) if c.mode == "shape" else dict(DEFAULT_INTEGRATOR)
+        self.spp_grad = gradient_spp(c.integrator, c.spp) if c.mode == "shape" else c.spp   # the backward's samples
         self.sensors = spec.sensors(spp=c.spp)
         self.log(f"{c.mode} metamer: scene {spec.name}, env {spec.environment.name}, model {c.model} "
                  f"({self.objective.weights_used}), {len(self.sensors)} views {c.width}x{c.height}, {c.spp} spp, "
@@ -157,7 +159,7 @@ class Run:
             from .material import MaterialParameters
             self.P = MaterialParameters.create(mi, spec, c, self.folder, self.log)
             self.scene, self.params = self.P.scene, self.P.params
-        steady_guiding(self.scene.integrator())  # no kernel compiled per step by the guiding set-up (profile.py)
+        steady_guiding(self.scene.integrator())  # same guiding, no per-step compiles or 1.2 GB buffers (guiding.py)
 
     @property
     def panel_models(self) -> list:
@@ -183,7 +185,7 @@ class Run:
         from .tonemap import to_ldr
         with self.profile("render"):
             return self.profile.settle(to_ldr(self.mi.render(self.scene, self.params, sensor=sensor,
-                                                             spp=self.cfg.spp, seed=seed)))
+                                                             spp=self.cfg.spp, spp_grad=self.spp_grad, seed=seed)))
 
     def epoch(self, epoch: int) -> tuple[float, float, list]:
         import drjit as dr
@@ -517,7 +519,8 @@ class Run:
              "scene": c.scene if self.spec is None else self.spec.name, "envmap": self.spec.environment.name,
              "model": c.model, "weights": obj.weights_used if obj else c.weights, "preprocess": c.preprocess,
              "variant": variant, "versions": versions(), "integrator": {"profile": c.integrator,
-                                                                        **self.spec.integrator_dict()},
+                                                                        **self.spec.integrator_dict(),
+                                                                        "spp_grad": getattr(self, "spp_grad", c.spp)},
              "objective": obj.describe() if obj else {"name": c.model}, "config": c.to_dict(),
              "started": self.folder.started, "seconds": time.time() - self.folder.started,
              "steps": self.steps, "profile": self.profile.summary(), "files": self.folder.files}

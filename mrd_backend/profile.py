@@ -97,32 +97,3 @@ class Profile:
 
 def _kernel_zero() -> dict:
     return {"launches": 0, "compiled": 0, "from_disk": 0, "compile_ms": 0.0, "execution_ms": 0.0, "other_ops": 0}
-
-
-def steady_guiding(integrator) -> bool:
-    """Keeps a projective integrator's guiding set-up from compiling new kernels at every step; True if it applied.
-
-    `direct_projective` (and `prb_projective`) rebuild their guiding structure for indirect silhouettes in every
-    backward pass. Its scatter-reductions (points per octree node, mass per leaf) target arrays whose size changes
-    every step (the octree's node and leaf counts). On the LLVM backend, Dr.Jit's default strategy for targets of at
-    most `dr.expand_threshold()` entries is `ReduceMode.Expand`, which writes `thread_id * size` into the kernel as a
-    literal, so each new size compiles a new kernel, among them the large kernel that evaluates the integrand in
-    every leaf (0.1-0.4 s each). With the threshold at 0 while the set-up runs, these reductions use
-    `ReduceMode.Local` (atomics after a SIMD-local reduction), whose kernels do not depend on the size. The set-up
-    evaluates everything it builds before returning, so the setting does not leak into the rest of the step.
-    """
-    import drjit as dr
-    detail = getattr(integrator, "proj_detail", None)
-    if detail is None or not hasattr(detail, "init_indirect_silhouette"):
-        return False
-    original = detail.init_indirect_silhouette
-
-    def init_indirect_silhouette(*args, **kwargs):
-        old = dr.expand_threshold()
-        dr.set_expand_threshold(0)
-        try:
-            return original(*args, **kwargs)
-        finally:
-            dr.set_expand_threshold(old)
-    detail.init_indirect_silhouette = init_indirect_silhouette
-    return True

@@ -9,9 +9,10 @@ import pytest
 from conftest import tiny_config
 from mrd_backend.bench import PARTS
 from mrd_backend.cli import main
-from mrd_backend.config import INTEGRATOR_PROFILES
+from mrd_backend.config import INTEGRATOR_PROFILES, integrator_settings
 from mrd_backend.optimize import Run, optimize
-from mrd_backend.profile import Profile, steady_guiding
+from mrd_backend.guiding import steady_guiding
+from mrd_backend.profile import Profile
 
 
 @pytest.mark.slow
@@ -52,13 +53,18 @@ def test_one_network_pass_per_view_per_step(tmp_path, monkeypatch):
 
 
 def test_profiles_build_valid_integrators(mi):
-    for name, d in INTEGRATOR_PROFILES.items():
-        integ = mi.load_dict(dict(d))
+    for name in INTEGRATOR_PROFILES:
+        integ = mi.load_dict(integrator_settings(name, 16))
         assert type(integ).__name__ == "DirectProjectiveIntegrator", name
-    fast = mi.load_dict(dict(INTEGRATOR_PROFILES["fast"]))
-    research = mi.load_dict(dict(INTEGRATOR_PROFILES["research"]))
+    research = mi.load_dict(integrator_settings("research", 16))
     assert research.guiding == "octree" and research.sppi is None and research.proj_seed_spp == 512  # Mitsuba's
-    assert fast.sppi == 0                                                  # no guiding structure to build
+    assert mi.load_dict(integrator_settings("fast", 16)).sppi == 0        # no guiding structure to build
+
+
+def test_profile_values_relative_to_spp():
+    profiles = {"p": {"type": "direct_projective", "sppi": 0, "sppp": "spp/4"}}
+    assert integrator_settings("p", 64, profiles) == {"type": "direct_projective", "sppi": 0, "sppp": 16}
+    assert integrator_settings("p", 2, profiles)["sppp"] == 1              # never 0: that would drop the term
 
 
 def test_fast_profile_lowers_the_loss(tmp_path):
@@ -137,15 +143,51 @@ def test_profile_nests_settles_and_counts_kernels(mi):
     assert plain.summary()["a"]["count"] == 1 and plain.events == []
 
 
-def test_steady_guiding_scopes_the_expand_threshold():
+def test_steady_guiding_scopes_its_settings_to_the_set_up():
     import drjit as dr
+    from mrd_backend.variant import mitsuba
+    mi = mitsuba()
+    shipped = mi.ad.OcSpaceDistr
     seen = []
-    detail = SimpleNamespace(init_indirect_silhouette=lambda *a: seen.append(dr.expand_threshold()))
+    detail = SimpleNamespace(init_indirect_silhouette=lambda *a: seen.append((dr.expand_threshold(), mi.ad.OcSpaceDistr)))
     before = dr.expand_threshold()
     assert steady_guiding(SimpleNamespace(proj_detail=detail))
     detail.init_indirect_silhouette(None, None, 0)
-    assert seen == [0] and dr.expand_threshold() == before
+    assert seen[0][0] == 0 and issubclass(seen[0][1], shipped) and seen[0][1] is not shipped
+    assert dr.expand_threshold() == before and mi.ad.OcSpaceDistr is shipped
     assert not steady_guiding(SimpleNamespace())    # integrators without guiding are left alone
+
+
+def test_sized_octree_builds_the_same_octree_as_mitsuba():
+    """The sized builder gives Mitsuba's leaves exactly, also when it must grow its capacity mid-build, and fails
+    with Mitsuba's own error only when the octree outgrows the integrator's limit."""
+    from mrd_backend.guiding import sized_octree_class
+    from mrd_backend.variant import mitsuba
+    mi = mitsuba()
+    rng = np.random.default_rng(0)
+    xyz = np.concatenate([rng.random((3000, 3)), 0.5 + 0.01 * rng.random((3000, 3))]).astype(np.float32)
+    points = mi.Point3f(*(mi.Float(c) for c in xyz.T))
+
+    def build(cls, limit, capacity=None):
+        if capacity:
+            cls.capacity = capacity
+        tree = cls(9, limit, 4, None, 1.0, 0.0, 16, True, 0.0, False)
+        lower, upper = tree.construct_octree(points)
+        assert tree.max_leaf_count == limit
+        return np.array(lower), np.array(upper)
+
+    want = build(mi.ad.OcSpaceDistr, 2 ** 20)
+    sized = sized_octree_class()
+    got = build(sized, 2 ** 20, capacity=64)     # far too small: starts at 16 slabs x 8 = 128 and grows while building
+    assert sized.retries >= 2 and sized.capacity < 2 ** 20
+    assert want[0].shape[1] > 1000
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    retries = sized.retries
+    build(sized, 2 ** 20)                            # the capacity that fitted is kept: no retry
+    assert sized.retries == retries
+    with pytest.raises(RuntimeError, match="max_leaf_count"):
+        build(sized_octree_class(), 1024)            # beyond the integrator's own limit: Mitsuba's error
 
 
 def test_memory_benchmark_reports_flat_memory(tmp_path):
