@@ -121,16 +121,17 @@ class RunConfig:
 
 
 # direct_projective settings by profile. `research` = the research code's (Mitsuba's defaults: octree guiding
-# for indirect silhouettes, 512 projective seed samples). `fast` drops indirect-silhouette gradients (sppi = 0),
-# so no guiding structure is built in the backward pass. Chosen by measurement (scripts/bench_profiles.py,
-# docs/speed.md): on blob, knot and suzanne with mae, 7-11x faster per epoch than `research` on a 2-core CPU, and
-# its final chamfer was never worse; guiding "none" was as fast but worse on knot.
+# for indirect silhouettes, 512 projective seed samples, every gradient term at the run's spp). `fast` drops
+# indirect-silhouette gradients (sppi = 0, so no guiding structure is built in the backward pass) and takes the
+# gradient pass at a quarter of the run's spp (its primary-silhouette samples are 90 % of that pass). Chosen by
+# measurement (scripts/bench_profiles.py, docs/speed.md): on blob, knot and suzanne with mae, 13-15x faster per
+# epoch than `research` on a 2-core CPU at 128 px, and its final chamfer was never worse.
 # A value "spp/N" is the run's spp divided by N (at least 1). "spp_grad" is not an integrator property: it is the
 # samples per pixel of the gradient (adjoint) pass, which mi.render takes apart from the primal spp (Mitsuba lets
 # the render call's spp override the integrator's sppc/sppp, so this is the one lever on the backward's samples).
 INTEGRATOR_PROFILES = {
     "research": {"type": "direct_projective"},
-    "fast": {"type": "direct_projective", "sppi": 0},
+    "fast": {"type": "direct_projective", "sppi": 0, "spp_grad": "spp/4"},
 }
 
 

@@ -132,10 +132,11 @@ class Run:
                  f"({self.objective.weights_used}), {len(self.sensors)} views {c.width}x{c.height}, {c.spp} spp, "
                  f"{c.epochs} epochs, variant {mi.variant()}")
         if c.mode == "shape":
-            self.log("integrator profile 'fast': no indirect-silhouette (shadow-boundary) gradients, 5-11x faster per "
-                     "epoch on a CPU at equal chamfer (docs/speed.md); --integrator research for the research code's"
+            self.log(f"integrator profile 'fast': no indirect-silhouette (shadow-boundary) gradients, gradients at "
+                     f"{self.spp_grad} spp; 5-14x faster per epoch on a CPU at equal chamfer (docs/speed.md); "
+                     "--integrator research for the research code's settings"
                      if c.integrator == "fast" else "integrator profile 'research': the research code's "
-                     "direct_projective settings (octree guiding; --integrator fast is 5-11x faster on a CPU)")
+                     "direct_projective settings (octree guiding; --integrator fast is 5-14x faster on a CPU)")
         # Targets: rendered once, tone-mapped, their features computed once per view and cached.
         with self.profile("targets"):
             tscene = spec.load()

@@ -38,8 +38,8 @@ EXTRA_CANDIDATES = {
     # the octree with cheaper construction: fewer projected seeds, fewer samples per leaf, a smaller leaf budget
     "octree_lite": ({"type": "direct_projective"},
                     {"proj_seed_spp": 64, "octree_extra_leaf_sample": 32, "octree_max_leaf_cnt": 2 ** 20}),
-    # `fast` with a quarter of the samples in the gradient pass (primary silhouettes are most of its backward)
-    "fast_grad4": ({"type": "direct_projective", "sppi": 0, "spp_grad": "spp/4"}, {}),
+    # `fast` with the gradient pass at the run's full spp (primary silhouettes are most of its backward)
+    "fast_full_grad": ({"type": "direct_projective", "sppi": 0}, {}),
 }
 
 

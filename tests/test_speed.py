@@ -9,7 +9,7 @@ import pytest
 from conftest import tiny_config
 from mrd_backend.bench import PARTS
 from mrd_backend.cli import main
-from mrd_backend.config import INTEGRATOR_PROFILES, integrator_settings
+from mrd_backend.config import INTEGRATOR_PROFILES, gradient_spp, integrator_settings
 from mrd_backend.optimize import Run, optimize
 from mrd_backend.guiding import steady_guiding
 from mrd_backend.profile import Profile
@@ -62,22 +62,25 @@ def test_profiles_build_valid_integrators(mi):
 
 
 def test_profile_values_relative_to_spp():
-    profiles = {"p": {"type": "direct_projective", "sppi": 0, "sppp": "spp/4"}}
-    assert integrator_settings("p", 64, profiles) == {"type": "direct_projective", "sppi": 0, "sppp": 16}
-    assert integrator_settings("p", 2, profiles)["sppp"] == 1              # never 0: that would drop the term
+    profiles = {"p": {"type": "direct_projective", "sppi": 0, "spp_grad": "spp/4"}}
+    assert integrator_settings("p", 64, profiles) == {"type": "direct_projective", "sppi": 0}   # Mitsuba's keys only
+    assert gradient_spp("p", 64, profiles) == 16 and gradient_spp("p", 2, profiles) == 1   # never 0 samples
+    assert gradient_spp("research", 64) == 64
 
 
 def test_fast_profile_lowers_the_loss(tmp_path):
     r = optimize(tiny_config(views=1, width=32, height=32, epochs=4, remesh=[], start_subdivisions=3,
                              integrator="fast", evidence=False, out=str(tmp_path / "run")), log=lambda *a: None)
     assert r.report["integrator"]["profile"] == "fast" and r.report["integrator"]["sppi"] == 0
+    assert r.report["integrator"]["spp_grad"] == max(1, r.report["config"]["spp"] // 4)
     assert r.report["loss"]["end"] < r.report["loss"]["start"]
 
 
 @pytest.mark.slow
 def test_research_profile_lowers_the_loss_without_recompiling(tmp_path):
     """The research profile (octree guiding rebuilt in every backward pass) lowers the loss, and after warm-up no
-    step compiles a kernel (the guiding set-up's scatter-reductions no longer bake in the octree's size)."""
+    step compiles a kernel (the guiding set-up's scatter-reductions no longer bake in the octree's size, and the
+    sized octree's buffers keep their capacity once it fits)."""
     from mrd_backend.bench import bench_run, split_steps
     cfg = tiny_config(views=1, width=32, height=32, spp=4, epochs=7, remesh=[], start_subdivisions=5,
                       integrator="research", evidence=False, out=str(tmp_path / "run"))  # 5: the octree gets built
@@ -85,7 +88,7 @@ def test_research_profile_lowers_the_loss_without_recompiling(tmp_path):
     r = result.report
     assert r["integrator"]["profile"] == "research" and "sppi" not in r["integrator"]
     assert r["loss"]["end"] < r["loss"]["start"]
-    assert type(run.scene.integrator().proj_detail.guiding_distr).__name__ == "OcSpaceDistr"  # an octree was built
+    assert type(run.scene.integrator().proj_detail.guiding_distr).__name__ == "SizedOctree"   # an octree was built
     compiled = [s["kernels"]["compiled"] + s["kernels"]["from_disk"] for s in split_steps(prof, marks)]
     # Steady state: before the fix every step compiled 14-24 kernels. Now all but at most one step after warm-up
     # compile none (in a full-suite run one step occasionally compiles 3; see docs/speed.md).
