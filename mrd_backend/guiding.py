@@ -24,7 +24,8 @@ _OVERFLOW = "exceeds 'max_leaf_count'"
 
 def sized_octree_class():
     """A subclass of Mitsuba's `OcSpaceDistr` that builds with the smallest capacity that has fitted so far."""
-    import mitsuba as mi
+    from .variant import mitsuba
+    mi = mitsuba()
 
     class SizedOctree(mi.ad.OcSpaceDistr):
         capacity = FIRST_CAPACITY       # shared by the builds of one integrator (see steady_guiding)
@@ -54,10 +55,11 @@ def sized_octree_class():
 def steady_guiding(integrator) -> bool:
     """Applies both levers to a projective integrator's guiding set-up; True if it has one."""
     import drjit as dr
-    import mitsuba as mi
+    from .variant import mitsuba
     detail = getattr(integrator, "proj_detail", None)
     if detail is None or not hasattr(detail, "init_indirect_silhouette"):
         return False
+    mi = mitsuba()
     original = detail.init_indirect_silhouette
     octree = sized_octree_class()
 
@@ -70,6 +72,5 @@ def steady_guiding(integrator) -> bool:
         finally:
             mi.ad.OcSpaceDistr = shipped
             dr.set_expand_threshold(threshold)
-    init_indirect_silhouette.octree = octree
     detail.init_indirect_silhouette = init_indirect_silhouette
     return True

@@ -125,7 +125,8 @@ class Run:
         self.objective = self._objective()  # before any rendering: missing weights stop here
         if c.mode == "shape" or spec.integrator is None:
             from .material import DEFAULT_INTEGRATOR  # material runs on objects without one: a path tracer
-            spec.integrator = integrator_settings(c.integrator, c.spp) if c.mode == "shape" else dict(DEFAULT_INTEGRATOR)
+            spec.integrator = (integrator_settings(c.integrator, c.spp) if c.mode == "shape"
+                               else dict(DEFAULT_INTEGRATOR))
         self.spp_grad = gradient_spp(c.integrator, c.spp) if c.mode == "shape" else c.spp   # the backward's samples
         self.sensors = spec.sensors(spp=c.spp)
         self.log(f"{c.mode} metamer: scene {spec.name}, env {spec.environment.name}, model {c.model} "

@@ -152,7 +152,8 @@ def test_steady_guiding_scopes_its_settings_to_the_set_up():
     mi = mitsuba()
     shipped = mi.ad.OcSpaceDistr
     seen = []
-    detail = SimpleNamespace(init_indirect_silhouette=lambda *a: seen.append((dr.expand_threshold(), mi.ad.OcSpaceDistr)))
+    detail = SimpleNamespace(
+        init_indirect_silhouette=lambda *a: seen.append((dr.expand_threshold(), mi.ad.OcSpaceDistr)))
     before = dr.expand_threshold()
     assert steady_guiding(SimpleNamespace(proj_detail=detail))
     detail.init_indirect_silhouette(None, None, 0)
