@@ -18,7 +18,7 @@ import time
 
 # Parts, in the order they are printed: (profile name, label). Names with "/" are nested in the one before them.
 PARTS = [
-    ("apply", "Large Steps solve (apply)"),
+    ("apply", "Large Steps solve + mesh refresh"),
     ("render", "primal render"),
     ("objective", "objective: network forward + loss"),
     ("backward", "backward, all of it"),
