@@ -48,13 +48,7 @@ def _corner_vert(mesh):
 def same_topology(mesh, faces: np.ndarray) -> bool:
     if len(mesh.polygons) != len(faces) or len(mesh.loops) != 3 * len(faces):
         return False
-    cur = np.empty(len(mesh.loops), np.int32)
-    cv = _corner_vert(mesh)
-    if cv is not None:
-        cv.data.foreach_get("value", cur)
-    else:
-        mesh.loops.foreach_get("vertex_index", cur)
-    return np.array_equal(cur, np.asarray(faces, np.int32).ravel())
+    return np.array_equal(mesh_faces(mesh).ravel(), np.asarray(faces, np.int32).ravel())
 
 
 def set_vertices(mesh, vertices: np.ndarray):

@@ -325,14 +325,18 @@ def _windows():
     return list(getattr(wm, "windows", []) or [])
 
 
+def _status_text(win, text):
+    try:
+        with bpy.context.temp_override(window=win):
+            win.workspace.status_text_set(text)
+    except Exception:   # a window closing or without a workspace: the status line is cosmetic
+        pass
+
+
 def _ui_update(job):
     text = job.progress_text() if job.active else None
     for win in _windows():
-        try:
-            with bpy.context.temp_override(window=win):
-                win.workspace.status_text_set(text)
-        except Exception:
-            pass
+        _status_text(win, text)
         for area in win.screen.areas:
             if area.type in ("VIEW_3D", "IMAGE_EDITOR", "PROPERTIES"):
                 area.tag_redraw()
@@ -403,9 +407,5 @@ def shutdown():
         CURRENT.shutdown()
         CURRENT = None
     for win in _windows():
-        try:
-            with bpy.context.temp_override(window=win):
-                win.workspace.status_text_set(None)
-        except Exception:
-            pass
+        _status_text(win, None)
 
