@@ -114,7 +114,7 @@ def bench_run(cfg, sync: bool = True, kernels: bool = True, callback=None, log=N
     """Runs `cfg` with a synchronizing, kernel-counting profile; returns (Run, RunResult, Profile, step marks).
     `integrator_attrs`: attributes set on the integrator after loading (experiments, e.g. proj_seed_spp);
     `steady_guiding=False` undoes guiding.steady_guiding (Mitsuba's set-up as shipped)."""
-    from .optimize import Run
+    from .loop import Run
     from .profile import Profile
 
     class BenchRun(Run):
@@ -283,7 +283,7 @@ def memory_run(steps: int = 500, early: int = 50, integrator: str = "fast", mode
     cross-model panel of pixel runs (six networks at every logged step) and the end-of-run evidence are off unless
     `panel` (then the panel runs at every step)."""
     from .config import RunConfig
-    from .optimize import optimize
+    from .loop import optimize
     cfg = RunConfig(scene="blob", envmap="studio", model=model, views=1, width=16, height=16, spp=2, epochs=steps,
                     remesh=[], start_subdivisions=3, patience=0, render_every=10 ** 9, mesh_every=10 ** 9,
                     log_every=1, integrator=integrator, weights="untrained", panel_every=1 if panel else -1,

@@ -95,7 +95,7 @@ def config_from_args(args, base: dict | None = None) -> RunConfig:
 
 
 def _run(cfg: RunConfig) -> int:
-    from .optimize import optimize
+    from .loop import optimize
     result = optimize(cfg, progress=True)
     r = result.report
     print(f"\n{result.status}: run folder {result.out}")

@@ -1,7 +1,7 @@
 """What a material run optimizes and how it stays valid: a principled BSDF on the fixed object, its scalars and
 bitmaps registered with one Adam, kept in the research ranges after every step.
 
-The run loop (optimize.py) is shared with shape runs; this is the material half of its parameter interface:
+The run loop (loop.py) is shared with shape runs; this is the material half of its parameter interface:
 `apply` (push the optimizer's values into the scene), `step` (Adam, then clamp), `state`/`restore`, `end_of_epoch`
 (learning-rate schedule), `values`/`write_outputs`/`final_metrics`/`log_values` (what a run reports).
 

@@ -212,10 +212,10 @@ class StepWriter:
 
 
 def _load_optimizer():
-    """`mrd_backend.optimize.optimize`, or the function MRD_WORKER_OPTIMIZER names as module:function (tests use a
+    """`mrd_backend.loop.optimize`, or the function MRD_WORKER_OPTIMIZER names as module:function (tests use a
     fast stand-in to exercise the protocol without rendering)."""
     import importlib
-    spec = os.environ.get("MRD_WORKER_OPTIMIZER", "mrd_backend.optimize:optimize")
+    spec = os.environ.get("MRD_WORKER_OPTIMIZER", "mrd_backend.loop:optimize")
     module, _, func = spec.partition(":")
     return getattr(importlib.import_module(module), func)
 

@@ -37,15 +37,26 @@ if [ "$(uname -s)" = Linux ] && ! find_llvm >/dev/null; then
     fi
 fi
 
+blender_has_numpy() {
+    blender -b --factory-startup --python-exit-code 3 --python-expr 'import numpy' >/dev/null 2>&1
+}
+
 # 2. Debian packages for the end-to-end tests: a real Blender binary and a headless browser.
 if [ "$want_test_deps" = 1 ] && is_root && have_apt; then
     missing=()
-    command -v blender >/dev/null 2>&1 || missing+=(blender)
-    python3 -c 'import numpy' >/dev/null 2>&1 || [ -e /usr/lib/python3/dist-packages/numpy ] || missing+=(python3-numpy)
+    command -v blender >/dev/null 2>&1 || missing+=(blender python3-numpy)
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]} for the end-to-end tests"
         apt_install "${missing[@]}" || say "could not install ${missing[*]}: the tests that need them will say so"
+    fi
+    # numpy must be importable by *Blender's own* Python (Debian's blender uses the system python3.11), which is not
+    # necessarily the first python3 on PATH: ask Blender itself.
+    if command -v blender >/dev/null 2>&1 && ! blender_has_numpy; then
+        say "Blender's Python has no numpy: installing python3-numpy"
+        apt_install python3-numpy || say "could not install python3-numpy: the Blender binary tests will say so"
+        blender_has_numpy || say "Blender's Python still cannot import numpy: the Blender binary tests will say so"
     fi
 fi
 

@@ -23,7 +23,7 @@ def test_legacy_zip_layout(dist):
     assert all(n.startswith("mrd_blender_addon/") for n in names)
     for need in ("__init__.py", "export.py", "apply.py", "client.py", "operators.py", "panel.py", "properties.py",
                  "preferences.py", "mrd_backend/worker.py", "mrd_backend/scene.py", "mrd_backend/spec_io.py",
-                 "mrd_backend/optimize.py", "requirements.txt"):
+                 "mrd_backend/loop.py", "requirements.txt"):
         assert f"mrd_blender_addon/{need}" in names, need
     assert "mrd_blender_addon/blender_manifest.toml" not in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)

@@ -10,7 +10,7 @@ from mrd_backend.cameras import look_at
 from mrd_backend.config import RunConfig
 from mrd_backend.errors import MRDError
 from mrd_backend.material import MaterialParameters, from_srgb, read_texture, to_srgb, valid_range
-from mrd_backend.optimize import optimize
+from mrd_backend.loop import optimize
 from mrd_backend.scene import Material
 
 # End-of-run extras (held-out controls, cross-model panel, turntables) are not what these tests are about.

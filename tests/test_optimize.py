@@ -7,7 +7,7 @@ import pytest
 from conftest import tiny_config
 from mrd_backend.cli import main
 from mrd_backend.errors import MRDError
-from mrd_backend.optimize import optimize
+from mrd_backend.loop import optimize
 
 
 @pytest.mark.slow

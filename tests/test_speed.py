@@ -10,7 +10,7 @@ from conftest import tiny_config
 from mrd_backend.bench import PARTS
 from mrd_backend.cli import main
 from mrd_backend.config import INTEGRATOR_PROFILES, gradient_spp, integrator_settings
-from mrd_backend.optimize import Run, optimize
+from mrd_backend.loop import Run, optimize
 from mrd_backend.guiding import steady_guiding
 from mrd_backend.profile import Profile
 
