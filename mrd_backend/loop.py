@@ -3,6 +3,7 @@ render with its cached view of the target, step the parameters. Progress, stream
 around the loop (in `Run`), not inside it."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import traceback
@@ -130,7 +131,8 @@ class Run:
         self.extra: dict = {}
         self.resumed: list = []
         self.resume_from = checkpoint  # (arrays, counters) of the checkpoint a resumed run continues from
-        self.folder = RunFolder(folder, reuse=True) if folder is not None else RunFolder(c.out or default_out(c))
+        named = dataclasses.replace(c, scene=self.spec.name, envmap=self.spec.environment.name)  # a given target's
+        self.folder = RunFolder(folder, reuse=True) if folder is not None else RunFolder(c.out or default_out(named))
         c.out = str(self.folder.path)
 
     # -- building --------------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ class RunFolder:
     def __init__(self, path: str | Path, reuse: bool = False):
         """A new run folder at `path` (a suffix when it holds an earlier run), or with `reuse` the existing run
         folder itself (a resume)."""
-        self.path = Path(path) if reuse else _fresh(Path(path))
+        self.path = (Path(path) if reuse else _fresh(Path(path))).resolve()
         for sub in ("", "meshes", "renders", "textures", "forward"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         self.files: dict[str, list | str] = {}
