@@ -1,7 +1,10 @@
 """The one way this project writes a file that others may read while it runs."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
+
+import numpy as np
 
 
 def atomic_write(path: Path, write, suffix: str = "") -> Path:
@@ -16,3 +19,11 @@ def atomic_write(path: Path, write, suffix: str = "") -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def npz_bytes(arrays: dict) -> bytes:
+    """An .npz in memory: np.savez on a file leaves its zip writer open when the disk fills, and the writer's
+    finalizer then prints a traceback at exit."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()

@@ -20,16 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MRDError
 from .atomic import atomic_write as _atomic
+from .atomic import npz_bytes
+from .errors import MRDError
 
 DIR = "checkpoint"
 VERSION = 1
 
 
 def _savez(path: Path, arrays: dict) -> None:
-    with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a temporary name
-        np.savez(fh, **arrays)
+    Path(path).write_bytes(npz_bytes(arrays))
 
 
 def optimizer_arrays(opt, prefix: str = "opt") -> dict[str, np.ndarray]:

@@ -346,10 +346,18 @@ class Run:
         self.folder.write_json("config.json", self.cfg.to_dict())
 
     def _write_report_quietly(self):
+        """The report, whatever else failed. On a full disk the atomic write has no room for a second copy: the
+        short form (status, error, steps) then overwrites the old report in place, which frees its space first."""
         try:
             self.write_report()
         except Exception:
-            pass
+            import json
+            short = {"version": REPORT_VERSION, "status": self.status, "error": self.error,
+                     "note": "short report: the full one could not be written", "steps": self.steps}
+            try:
+                (self.folder.path / "report.json").write_text(json.dumps(short, default=str))
+            except Exception:
+                pass
 
     def _final_mesh(self):
         if self.cfg.mode == "shape" and hasattr(self, "P"):

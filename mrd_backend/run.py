@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import atomic_write, npz_bytes
 from .meshes import save_ply
 from .tonemap import to_uint8
 
@@ -86,10 +86,8 @@ class RunFolder:
         return self._record(kind, save_ply(self.path / name, vertices, faces))
 
     def write_npz(self, name: str, **arrays) -> Path:
-        def write(tmp):
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-        return atomic_write(self.path / name, write)
+        data = npz_bytes(arrays)
+        return atomic_write(self.path / name, lambda tmp: tmp.write_bytes(data))
 
 
 def _plain(x):

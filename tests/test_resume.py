@@ -135,3 +135,25 @@ def test_resume_refuses_a_changed_configuration(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mrd_backend.cli", "optimize", "--resume", str(tmp_path), "--lr", "1"],
                        capture_output=True, text=True, env={**os.environ})
     assert r.returncode == 2 and "drop --lr" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_and_leaves_no_temporary_files(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root): the full-disk case is not exercised")
+    try:
+        cfg = tmp_path / "tiny.json"
+        cfg.write_text(json.dumps(dict(views=2, width=32, height=32, spp=2, remesh=[], start_subdivisions=3,
+                                       patience=0, evidence=False, turntable_frames=0, panel_every=-1, mesh_every=1)))
+        out = disk / "run"
+        r = subprocess.run([sys.executable, "-m", "mrd_backend.cli", "optimize", "blob", "constant", "mae", "-e", "200",
+                            "--config", str(cfg), "--out", str(out)], capture_output=True, text=True, timeout=600)
+        assert r.returncode == 2, r.stderr[-2000:]
+        assert "Traceback" not in r.stderr and "disk is full" in r.stderr, r.stderr[-2000:]
+        assert not [p for p in out.rglob("*") if ".tmp" in p.name], "temporary files left behind"
+        rep = json.loads((out / "report.json").read_text())
+        assert rep["status"] == "failed" and "disk is full" in rep["error"] and rep["steps"]
+    finally:
+        subprocess.run(["umount", str(disk)])
