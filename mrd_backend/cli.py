@@ -159,9 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrd", description="Model metamers rendered differentiably (Mitsuba 3)")
     sub = p.add_subparsers(dest="command", required=True)
     o = sub.add_parser("optimize", help="optimize a shape or material metamer")
-    o.add_argument("scene", help="bundled scene name or mesh path (`mrd scenes`)")
-    o.add_argument("envmap", help="environment name or .hdr/.exr path")
-    o.add_argument("model", help="objective (`mrd scenes` lists them)")
+    from .material_scenes import names as material_scene_names
+    from .objectives import objective_names
+    from .scenes import environment_names, shape_scene_names
+    o.add_argument("scene", help=f"bundled scene ({', '.join(shape_scene_names() + material_scene_names())}) "
+                                 "or a mesh path (.ply, .obj, .glb, ...)")
+    o.add_argument("envmap", help=f"environment ({', '.join(environment_names())}) or an .hdr/.exr path")
+    o.add_argument("model", help=f"objective: {', '.join(objective_names())}")
     add_run_flags(o)
     o.set_defaults(func=cmd_optimize)
     d = sub.add_parser("demo", help="run the bundled default (a few minutes on a CPU)")

@@ -21,6 +21,8 @@ REPORT_VERSION = 1
 
 # Sub-folders a run creates: a folder holding only these (empty) is one a run was about to use.
 RUN_SUBFOLDERS = ("meshes", "renders", "textures", "forward", "steps")
+# What a client (the Blender add-on) puts into a run folder before it starts the worker; no run writes these names.
+CLIENT_ENTRIES = ("input", "worker.log", "STOP")
 
 
 def name_part(text: str) -> str:
@@ -42,10 +44,12 @@ def is_run_folder(path: Path) -> bool:
 
 
 def _unused(path: Path) -> bool:
-    """Missing, empty, or holding only a run's empty sub-folders (made by a client just before the run)."""
+    """Missing, empty, or holding only a run's empty sub-folders and a client's inputs (made just before the run)."""
     if not path.exists():
         return True
     for entry in path.iterdir():
+        if entry.name in CLIENT_ENTRIES:
+            continue
         if entry.name not in RUN_SUBFOLDERS or not entry.is_dir() or any(entry.iterdir()):
             return False
     return True
