@@ -33,5 +33,5 @@ def _check_envmap(name: str) -> None:
         raise MRDError(f"environment {name} is a folder: give an .hdr or .exr file or a bundled environment "
                        f"({', '.join(environment_names())})")
     if not p.is_file():
-        raise MRDError(f"environment {name!r} is neither a bundled environment ({', '.join(environment_names())}) "
-                       "nor an existing .hdr/.exr file: check the path")
+        raise MRDError(f"unknown environment {name!r}: use one of {', '.join(environment_names())} or the path of an "
+                       "existing .hdr/.exr file")

@@ -42,7 +42,7 @@ CASES = [  # (id, extra argv, words the one line must hold)
     ("dims-zero", ["-d", "0"], "setting width must be at least 1"),
     ("nviews-zero", ["-n", "0"], "setting views must be at least 1"),
     ("epochs-zero", ["-e", "0"], "setting epochs must be at least 1"),
-    ("envmap-missing", ["ENV={d}/nowhere.hdr"], "nor an existing .hdr/.exr file"),
+    ("envmap-missing", ["ENV={d}/nowhere.hdr"], "unknown environment"),
     ("envmap-folder", ["ENV={d}/confdir"], "is a folder"),
     ("start-missing", ["--start", "{d}/nope.ply"], "does not exist"),
     ("start-open", ["--start", "{d}/open.ply"], "start mesh is not a closed manifold"),
