@@ -126,7 +126,7 @@ class Run:
         c, spec = self.cfg, self.spec
         if c.deterministic:
             from .determinism import make_deterministic
-            make_deterministic()
+            make_deterministic(self.log)
         self.objective = self._objective()  # before any rendering: missing weights stop here
         if c.mode == "shape" or spec.integrator is None:
             from .material import DEFAULT_INTEGRATOR  # material runs on objects without one: a path tracer

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ def one(out: Path, epochs: int, deterministic: bool) -> dict:
     v = r.get("evidence", {}).get("verdict", {})
     return {"seconds": time.perf_counter() - t0, "losses": [s["loss"] for s in r["steps"]],
             "chamfer": r["chamfer"]["end"], "loss_end": r["loss"]["end"], "outcome": v.get("outcome"),
-            "sentence": v.get("sentence")}
+            "bf": float(m.group(1)) if (m := re.search(r"BF\+0 = ([0-9.eE+-]+)", v.get("sentence") or "")) else None}
 
 
 def main():
@@ -44,16 +45,19 @@ def main():
     p.add_argument("--out", default="/tmp/mrd-determinism")
     a = p.parse_args()
     summary = {}
-    for det in (False, True):
-        runs = [one(Path(a.out) / f"{'det' if det else 'default'}-{k}", a.epochs, det) for k in range(a.repeats)]
-        first = runs[0]["losses"]
-        step_diff = [max(abs(x - y) / max(abs(y), 1e-30) for x, y in zip(r["losses"], first)) for r in runs[1:]]
-        first_step = next((i for i, (x, y) in enumerate(zip(runs[1]["losses"], first)) if x != y), None) \
-            if len(runs) > 1 else None
-        s = {"deterministic": det, "seconds": [round(r["seconds"], 1) for r in runs],
+    runs = {False: [], True: []}
+    for k in range(a.repeats):  # alternating, so that a change in the machine's load hits both settings alike
+        for det in (False, True):
+            runs[det].append(one(Path(a.out) / f"{'det' if det else 'default'}-{k}", a.epochs, det))
+    for det, rs in runs.items():
+        first = rs[0]["losses"]
+        step_diff = [max(abs(x - y) / max(abs(y), 1e-30) for x, y in zip(r["losses"], first)) for r in rs[1:]]
+        first_step = min((next((i for i, (x, y) in enumerate(zip(r["losses"], first)) if x != y), len(first))
+                          for r in rs[1:]), default=None)
+        s = {"deterministic": det, "seconds": [round(r["seconds"], 1) for r in rs],
              "max_relative_loss_difference": max(step_diff or [0.0]), "first_differing_step": first_step,
-             "chamfer_end": [r["chamfer"] for r in runs], "loss_end": [r["loss_end"] for r in runs],
-             "verdicts": [r["outcome"] for r in runs]}
+             "chamfer_end": [r["chamfer"] for r in rs], "loss_end": [r["loss_end"] for r in rs],
+             "bf_plus0": [r["bf"] for r in rs], "verdicts": [r["outcome"] for r in rs]}
         summary["deterministic" if det else "default"] = s
         print(json.dumps(s), flush=True)
     Path(a.out, "summary.json").write_text(json.dumps(summary, indent=1))
