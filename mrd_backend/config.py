@@ -217,8 +217,8 @@ def check_types(cfg) -> None:
             raise MRDError(f"unknown {name} {v!r}: use {' or '.join(allowed)}")
     if cfg.lr is not None and cfg.lr <= 0:
         raise MRDError(f"learning rate must be positive (got {cfg.lr})")
-    if cfg.step_lambda is not None and cfg.step_lambda <= 0:
-        raise MRDError(f"Large Steps lambda (-l) must be positive (got {cfg.step_lambda}); research: 15, suzanne 25")
+    if cfg.step_lambda is not None and cfg.step_lambda < 0:  # 0: no smoothing (plain Adam on the vertices)
+        raise MRDError(f"Large Steps lambda (-l) must be 0 or more (got {cfg.step_lambda}); research: 15, suzanne 25")
     if cfg.remesh and min(cfg.remesh) < 0:
         raise MRDError(f"remesh epochs must be 0 or later (got {cfg.remesh})")
     if cfg.texture_size is not None and (len(cfg.texture_size) != 2 or min(cfg.texture_size) < 1):
