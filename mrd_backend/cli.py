@@ -26,7 +26,11 @@ def _dims(values):
 def _remesh(values):
     out = []
     for v in values:
-        out += [int(x) for x in str(v).replace(",", " ").split()]
+        for x in str(v).replace(",", " ").split():
+            try:
+                out.append(int(x))
+            except ValueError:
+                raise MRDError(f"--remesh takes whole epoch numbers, e.g. --remesh \"5 25 50\" (got {x!r})") from None
     return out
 
 
@@ -35,6 +39,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
     a("--spp", type=int, help="samples per pixel (research: 64)")
     a("--seed", type=int, help="seed of renders and random init (research: 42)")
+    a("--deterministic", action="store_true", default=None,
+      help="same seed, same result on this machine (one render thread: slower; docs/reliability.md)")
     a("-e", "--epochs", type=int, help="epochs = steps in reports (research: 500)")
     a("-d", "--dims", type=int, nargs="+", metavar="N", help="render size WIDTH [HEIGHT] (default: the model's)")
     a("-n", "--nviews", type=int, dest="views", help="number of views (research: 25, suzanne 8, material 4)")
@@ -50,6 +56,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     a("--schedule", choices=["per_view", "per_epoch"], help="one step per view (research shape) or per epoch")
     a("--mode", choices=["shape", "material", "both"], help="what to optimize (default: from the scene)")
     a("--start", help="start shape: icosphere (default), a bundled mesh name or a mesh path")
+    a("--up", choices=["auto", "y", "z"], help="up axis of mesh files (auto: OBJ and glTF are Y-up, others Z-up, "
+                                                "as Blender imports them)")
     a("--patience", type=int, help="early stopping patience in epochs, 0 = off (research: 50)")
     a("--classify", action="store_true", default=None, help="add the classification loss (resnet, resnet_sin)")
     a("--class-index", type=int, help="ImageNet class for --classify")
@@ -168,9 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrd", description="Model metamers rendered differentiably (Mitsuba 3)")
     sub = p.add_subparsers(dest="command", required=True)
     o = sub.add_parser("optimize", help="optimize a shape or material metamer")
-    o.add_argument("scene", nargs="?", help="bundled scene name or mesh path (`mrd scenes`)")
-    o.add_argument("envmap", nargs="?", help="environment name or .hdr/.exr path")
-    o.add_argument("model", nargs="?", help="objective (`mrd scenes` lists them)")
+    from .material_scenes import names as material_scene_names
+    from .objectives import objective_names
+    from .scenes import environment_names, shape_scene_names
+    o.add_argument("scene", nargs="?", help=f"bundled scene ({', '.join(shape_scene_names() + material_scene_names())}"
+                                            ") or a mesh path (.ply, .obj, .glb, ...)")
+    o.add_argument("envmap", nargs="?", help=f"environment ({', '.join(environment_names())}) or an .hdr/.exr path")
+    o.add_argument("model", nargs="?", help=f"objective: {', '.join(objective_names())}")
     o.add_argument("--resume", metavar="RUN_DIR", help="continue a cancelled, killed or failed run from its last "
                    "checkpoint, to the end its config names (-e/--epochs may extend it)")
     add_run_flags(o)

@@ -111,14 +111,16 @@ class Run:
     def __init__(self, cfg: RunConfig, target=None, start=None, log=print, folder=None, checkpoint=None):
         from . import material_scenes
         from .objectives import objective_class
+        from .preflight import check_inputs
         from .scenes import load_scene
 
+        start = check_inputs(cfg, target, start)  # bad input: one line now, before set-up and any run folder
         self.log = log
         native = objective_class(cfg.model).native_size
         is_material = cfg.scene in material_scenes.names() or cfg.mode == "material"
         self.cfg = cfg.resolved(is_material, native)
         c = self.cfg
-        self.spec = target if target is not None else load_scene(c.scene, c.envmap, c.views, c.width)
+        self.spec = target if target is not None else load_scene(c.scene, c.envmap, c.views, c.width, up=c.up)
         rig = self.spec.cameras
         if not rig.matrices:
             rig.n_views = c.views
@@ -167,6 +169,9 @@ class Run:
         from .variant import mitsuba
         mi = self.mi = mitsuba()
         c, spec = self.cfg, self.spec
+        if c.deterministic:
+            from .determinism import make_deterministic
+            make_deterministic(self.log)
         self.objective = self._objective()  # before any rendering: missing weights stop here
         if c.mode == "shape" or spec.integrator is None:
             from .material import DEFAULT_INTEGRATOR  # material runs on objects without one: a path tracer

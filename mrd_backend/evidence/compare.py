@@ -85,13 +85,22 @@ CSS = ("body{font:14px system-ui,sans-serif;margin:20px;color:#222}table{border-
 
 
 def write_compare(run_dirs: list, out: str | Path = "compare") -> tuple[Path, Path]:
-    """Writes OUT.csv and OUT.html (OUT without suffix); returns their paths."""
+    """Writes OUT.csv and OUT.html (OUT without a .csv/.html suffix); an existing folder OUT (or one written with a
+    trailing slash) gets OUT/compare.csv and OUT/compare.html. Returns their paths."""
     table = compare_runs(run_dirs)
+    text = str(out)
     out = Path(out)
-    if out.suffix in (".csv", ".html"):
+    if out.is_dir() or text.endswith(("/", "\\")):
+        out = out / "compare"
+    elif out.suffix in (".csv", ".html"):
         out = out.with_suffix("")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    csv_path, html_path = out.with_suffix(".csv"), out.with_suffix(".html")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MRDError(f"cannot write the comparison to {out.parent} ({exc.strerror or exc}): give --out a prefix "
+                       "in a folder you can write to") from None
+    # name + suffix, not with_suffix: a prefix like "runs.1" must not lose its ".1"
+    csv_path, html_path = out.with_name(out.name + ".csv"), out.with_name(out.name + ".html")
     with open(csv_path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["scene / envmap", *table["columns"]])
@@ -135,7 +144,8 @@ def add_compare_parser(subparsers):
                               description=__doc__.split("\n\n")[1] if __doc__ else None)
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", default="compare",
-                   help="output prefix: writes PREFIX.csv and PREFIX.html (default compare)")
+                   help="output prefix: writes PREFIX.csv and PREFIX.html (default compare); an existing folder "
+                        "gets compare.csv and compare.html inside it")
     p.set_defaults(func=run_compare_command)
     return p
 
