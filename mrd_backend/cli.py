@@ -47,6 +47,13 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     a("--weights-dir", help="folder of pretrained weight files (or $MRD_WEIGHTS_DIR)")
     a("--preprocess", choices=["correct", "research"], help="research: reproduce the research code's input bugs")
     a("--integrator", choices=["fast", "research"], help="direct_projective profile (default fast; see README)")
+    a("--profile", choices=["research"], help="research: every research-code setting at once (its integrator, "
+                                              "preprocessing, cameras, seeds, start placement, envmap orientation; "
+                                              "README); flags given away from their defaults win")
+    a("--camera-distance", type=float, help="shape views: distance to the look-at point (default 2.8 bounding "
+                                            "radii; research 5)")
+    a("--env-rotation", type=float, help="environment rotation about the vertical in degrees (default 0 = Blender's "
+                                         "orientation; -90 = the research code's)")
     a("--schedule", choices=["per_view", "per_epoch"], help="one step per view (research shape) or per epoch")
     a("--mode", choices=["shape", "material", "both"], help="what to optimize (default: from the scene)")
     a("--start", help="start shape: icosphere (default), a bundled mesh name or a mesh path")
