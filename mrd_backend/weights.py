@@ -391,6 +391,9 @@ def status(explicit_dir: str | None = None, models: list[str] | None = None, che
                     st.checksum = st.extra["sha256"]
                     if part.sha256_prefix and p.name in part.files + part.hub_files:
                         st.ok = st.checksum.startswith(part.sha256_prefix)
+                    elif p.name in part.offline_files:
+                        from .offline_weights import CONVERTED_SHA256
+                        st.ok = st.checksum == CONVERTED_SHA256.get(p.name, st.checksum)
             out.append(st)
     return out
 

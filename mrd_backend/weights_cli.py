@@ -75,7 +75,7 @@ def cmd_weights_list(args, out=None) -> int:
             elsewhere.append(st.path)
         check = st.checksum[:16] if st.checksum else "-"
         if st.ok is not None:
-            check += " ok" if st.ok else f" MISMATCH (expected {st.part.sha256_prefix}...)"
+            check += " ok" if st.ok else f" MISMATCH (expected {st.part.sha256_prefix or 'the converted file'}...)"
         rows.append((st.model, st.path.name, where, _mb(st.size), check, st.extra.get("source", "")))
     rows += _unused_offline_rows(d, not args.no_checksum)
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
@@ -145,8 +145,10 @@ def _unused_offline_rows(d: Path, checksums: bool) -> list[tuple]:
     if not p.is_file():
         return [("(alexnet)", p.name, "missing", "~9 MB", "-", "mrd weights install-offline")]
     prov = W.provenance(p, checksum=checksums)
-    return [("(alexnet)", p.name, "present", _mb(p.stat().st_size), (prov["sha256"] or "-")[:16],
-             prov.get("source", ""))]
+    check = "-"
+    if prov["sha256"]:
+        check = prov["sha256"][:16] + (" ok" if prov["sha256"] == O.CONVERTED_SHA256[p.name] else " MISMATCH")
+    return [("(alexnet)", p.name, "present", _mb(p.stat().st_size), check, prov.get("source", ""))]
 
 
 def _from_cache(part: W.Part) -> Path | None:

@@ -163,6 +163,12 @@ def test_installed_vgg16_is_trained_lpips_tells_a_cat_from_coffee(real_dir):
     assert tc > 0.5 and tc > 4 * rc and tc > tn
 
 
+def test_installed_files_are_the_reproducible_conversion_of_the_pinned_archive(real_dir):
+    for net in O.NETWORKS:
+        p = _installed(net, real_dir)
+        assert O.sha256_file(p) == O.CONVERTED_SHA256[p.name], f"{p}: run `mrd weights install-offline --force`"
+
+
 def test_installed_alexnet_is_trained(real_dir):
     """AlexNet's trained first-layer filters are smooth (edges, colour blobs): neighbouring taps correlate; a random
     init's do not. And LPIPS(alex) with the lpips package's own heads separates a cat from coffee."""
