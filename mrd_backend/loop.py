@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import RunConfig, gradient_spp, integrator_settings
+from .config import RunConfig, gradient_spp, integrator_settings, render_seed, target_seed
 from .errors import Cancelled, InternalError, MRDError
 from .guiding import steady_guiding
 from .profile import Profile
@@ -125,6 +125,12 @@ class Run:
         if not rig.matrices:
             rig.n_views = c.views
         rig.width, rig.height = c.width, c.height
+        if c.camera_distance is not None:      # --camera-distance / --profile research
+            rig.distance = float(c.camera_distance)
+        if c.camera_target == "origin":
+            rig.center = (0.0, 0.0, 0.0)
+        if c.env_rotation is not None:         # --env-rotation / --profile research (-90: the research's frame)
+            self.spec.environment.rotation_z = float(c.env_rotation)
         self.start = start
         self.profile = Profile()
         self.steps: list[dict] = []
@@ -154,6 +160,8 @@ class Run:
         from .scenes import load_target_mesh
         if self.start is not None:
             v, f = self.start
+        elif self.cfg.start == "icosphere" and self.cfg.start_placement == "origin":
+            v, f = icosphere(self.cfg.start_subdivisions)   # research: ico_10k.ply at the origin, its file scale
         elif self.cfg.start == "icosphere":
             center, radius = self.spec.bounds()
             v, f = icosphere(self.cfg.start_subdivisions)
@@ -191,7 +199,7 @@ class Run:
         # Targets: rendered once, tone-mapped, their features computed once per view and cached.
         with self.profile("targets"):
             tscene = spec.load()
-            self.target_images = [to_ldr(mi.render(tscene, sensor=s, spp=c.spp, seed=c.seed + 7919 * i))
+            self.target_images = [to_ldr(mi.render(tscene, sensor=s, spp=c.spp, seed=target_seed(c, i)))
                                   for i, s in enumerate(self.sensors)]
             self.target_np = [np.asarray(t) for t in self.target_images]
             self.target_features = [self.objective.prepare(t) for t in self.target_images]
@@ -245,7 +253,7 @@ class Run:
         n = len(self.sensors)
         losses, sims, images = [], [], []
         for i, sensor in enumerate(self.sensors):
-            seed = c.seed + 1 + 2 * (epoch * n + i)  # fresh noise every step, never the target's seed
+            seed = render_seed(c, epoch, i, n)  # fresh noise every step (research profile: seed * view)
             with self.profile("apply"):
                 P.apply()
             img = self.render(sensor, seed)
