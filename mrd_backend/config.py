@@ -39,7 +39,7 @@ class RunConfig:
     min_delta: float | None = None     # research: 1e-5 shape, 1e-4 material
     schedule: str | None = None        # per_view (one step per view, research shape) | per_epoch (accumulate)
     integrator: str = "fast"           # fast | research (direct_projective profiles)
-    start: str = "icosphere"           # icosphere | a bundled mesh name | a mesh path (shape runs)
+    start: str = "icosphere"           # icosphere | target (the reconstruction control) | a bundled mesh | a path
     start_subdivisions: int = 5        # level-5 icosphere = 10,242 vertices
     weights: str = "pretrained"        # pretrained | untrained | PATH
     weights_dir: str | None = None
@@ -59,6 +59,10 @@ class RunConfig:
     panel_models: list | None = None   # None: resnet, resnet_sin, vgg, lpips, clip, dino (those that load)
     evidence: bool = True              # held-out controls, pixel measures, RSA and the verdict at the end
     turntable_frames: int = 12         # result and target turntable GIFs (0 = none)
+    heldout_views: int = 12            # held-out rig of the equivalence test (at least the optimization views)
+    heldout_seeds: int = 2             # render seeds per held-out view (result, ceiling and control each)
+    equivalence_margin: float = 0.5    # TOST margin, a fraction of the ceiling-to-control gap (docs/evidence.md)
+    replicates: int = 1                # runs of this configuration with other seeds and start perturbations
     out: str | None = None
     extras: dict = field(default_factory=dict)
 
@@ -111,6 +115,12 @@ class RunConfig:
         for name in ("views", "width", "height", "spp", "epochs"):
             if int(getattr(c, name)) < 1:
                 raise MRDError(f"{name} must be at least 1 (got {getattr(c, name)})")
+        for name in ("heldout_views", "heldout_seeds", "replicates"):
+            if int(getattr(c, name)) < 1:
+                raise MRDError(f"{name.replace('_', '-')} must be at least 1 (got {getattr(c, name)})")
+        if not 0 < float(c.equivalence_margin) <= 1:
+            raise MRDError(f"--margin must be in (0, 1], a fraction of the ceiling-to-control gap "
+                           f"(got {c.equivalence_margin})")
         if c.lr <= 0:
             raise MRDError(f"learning rate must be positive (got {c.lr})")
         if c.schedule not in ("per_view", "per_epoch"):
