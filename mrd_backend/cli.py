@@ -68,7 +68,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     a("--heldout-views", type=int, help="held-out views of the equivalence test (default 12)")
     a("--heldout-seeds", type=int, help="render seeds per held-out view (default 2)")
     a("--margin", type=float, dest="equivalence_margin",
-      help="equivalence margin, a fraction of the ceiling-to-control gap (default 0.5; docs/evidence.md)")
+      help="equivalence margin, a fraction of the noise distance 1 - ceiling (default 0.5; docs/evidence.md)")
     a("--replicates", type=int, help="N runs with other seeds and start perturbations, pooled (default 1)")
     for r in ("laplacian", "edge", "area", "arap"):
         a(f"--reg-{r}", type=float, help=f"weight of the {r} regularizer (0 = off)")

@@ -61,7 +61,7 @@ class RunConfig:
     turntable_frames: int = 12         # result and target turntable GIFs (0 = none)
     heldout_views: int = 12            # held-out rig of the equivalence test (at least the optimization views)
     heldout_seeds: int = 2             # render seeds per held-out view (result, ceiling and control each)
-    equivalence_margin: float = 0.5    # TOST margin, a fraction of the ceiling-to-control gap (docs/evidence.md)
+    equivalence_margin: float = 0.5    # TOST margin, a fraction of the noise distance 1 - ceiling (docs/evidence.md)
     replicates: int = 1                # runs of this configuration with other seeds and start perturbations
     out: str | None = None
     extras: dict = field(default_factory=dict)
@@ -118,8 +118,8 @@ class RunConfig:
         for name in ("heldout_views", "heldout_seeds", "replicates"):
             if int(getattr(c, name)) < 1:
                 raise MRDError(f"{name.replace('_', '-')} must be at least 1 (got {getattr(c, name)})")
-        if not 0 < float(c.equivalence_margin) <= 1:
-            raise MRDError(f"--margin must be in (0, 1], a fraction of the ceiling-to-control gap "
+        if not 0 < float(c.equivalence_margin) <= 10:
+            raise MRDError(f"--margin must be in (0, 10], a fraction of the noise distance 1 - ceiling "
                            f"(got {c.equivalence_margin})")
         if c.lr <= 0:
             raise MRDError(f"learning rate must be positive (got {c.lr})")

@@ -70,7 +70,7 @@ class EvidenceInputs:
     heldout_target_repeats: list | None = None          # independent re-renders of the held-out target (ceiling)
     heldout_result_repeats: list | None = None          # renders of the result (heldout_result_images if None)
     heldout_control_repeats: list | None = None         # renders of the rotated control
-    margin: float = metamer.DEFAULT_MARGIN              # fraction of the ceiling-to-control gap
+    margin: float = metamer.DEFAULT_MARGIN              # fraction of the noise distance 1 - ceiling
     material: dict | None = None                        # report["material"] of a material run (texel RMSE)
     pixel_footprint: float | None = None                # one pixel at the object, in bounding-box diagonals
     skipped: list = field(default_factory=list)         # parts left out (a cancelled run), said in the report
@@ -437,10 +437,10 @@ def _metamer_verdict(ip: EvidenceInputs, scorer, ho_t, ht_feats, who, geometry, 
         control = _seed_mean(scorer, ip.heldout_control_repeats, ip.heldout_masks, ht_feats)
         if control is None:
             control = [np.nan] * len(result)
-            notes.append("no held-out control renders: the margin is 0 and the network cannot be shown informative")
+            notes.append("no held-out control renders: the network cannot be shown informative")
         eq = metamer.equivalence_finding(result, ceiling, control, ip.margin, len(ip.heldout_target_repeats))
         eq["reference_seeds"] = 1
-        inf = metamer.informative_finding(ceiling, control, null_out)
+        inf = metamer.informative_finding(ceiling, control, eq["margin"], null_out)
     if ip.material is not None:
         phys = metamer.material_finding(ip.material)
     else:
