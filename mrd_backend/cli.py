@@ -66,7 +66,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                                          "orientation; -90 = the research code's)")
     a("--schedule", choices=["per_view", "per_epoch"], help="one step per view (research shape) or per epoch")
     a("--mode", choices=["shape", "material", "both"], help="what to optimize (default: from the scene)")
-    a("--start", help="start shape: icosphere (default), a bundled mesh name or a mesh path")
+    a("--start", help="start shape: icosphere (default), target (the reconstruction control), a bundled mesh name "
+                      "or a mesh path")
     a("--up", choices=["auto", "y", "z"], help="up axis of mesh files (auto: OBJ and glTF are Y-up, others Z-up, "
                                                 "as Blender imports them)")
     a("--patience", type=int, help="early stopping patience in epochs, 0 = off (research: 50)")
@@ -83,6 +84,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                                       "-1: never)")
     a("--no-evidence", dest="evidence", action="store_false", default=None,
       help="skip the end-of-run evidence (held-out control, verdict, panel)")
+    a("--heldout-views", type=int, help="held-out views of the equivalence test (default 12)")
+    a("--heldout-seeds", type=int, help="render seeds per held-out view (default 2)")
+    a("--margin", type=float, dest="equivalence_margin",
+      help="equivalence margin, a fraction of the noise distance 1 - ceiling (default 0.5; docs/evidence.md)")
+    a("--replicates", type=int, help="N runs with other seeds and start perturbations, pooled (default 1)")
     for r in ("laplacian", "edge", "area", "arap"):
         a(f"--reg-{r}", type=float, help=f"weight of the {r} regularizer (0 = off)")
     a("--log-every", type=int)
@@ -115,6 +121,10 @@ def config_from_args(args, base: dict | None = None) -> RunConfig:
 
 def _run(cfg: RunConfig | None, resume: str | None = None) -> int:
     from .interrupt import cancel_on_signals
+    if cfg is not None and resume is None and cfg.replicates > 1:
+        from .replicates import run_replicates
+        with cancel_on_signals():
+            return run_replicates(cfg)
     from .loop import optimize
     with cancel_on_signals():
         result = optimize(cfg, progress=True, resume=resume)
@@ -125,9 +135,9 @@ def _run(cfg: RunConfig | None, resume: str | None = None) -> int:
     if "similarity" in r:
         print(f"  similarity ({r['model']}, weights {r['weights']}): {r['similarity']['start']:.4f} -> "
               f"{r['similarity']['end']:.4f}")
-    verdict = r.get("evidence", {}).get("verdict", {}).get("sentence")
-    if verdict:
-        print(f"  verdict: {verdict}")
+    verdict = (r.get("evidence") or {}).get("verdict") or {}
+    if verdict.get("sentence"):
+        print(f"  verdict [{verdict.get('outcome')}]: {verdict['sentence']}")
     for name in ("report.html", "report.json"):
         if (Path(result.out) / name).exists():
             print(f"  open {Path(result.out) / name}")

@@ -8,6 +8,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from . import seeds
 from .errors import MRDError
 
 RESEARCH_REMESH = [5, 25, 50, 100, 150, 250, 350, 450]
@@ -43,7 +44,7 @@ class RunConfig:
     min_delta: float | None = None     # research: 1e-5 shape, 1e-4 material
     schedule: str | None = None        # per_view (one step per view, research shape) | per_epoch (accumulate)
     integrator: str = "fast"           # fast | research (direct_projective profiles)
-    start: str = "icosphere"           # icosphere | a bundled mesh name | a mesh path (shape runs)
+    start: str = "icosphere"           # icosphere | target (the reconstruction control) | a bundled mesh | a path
     start_subdivisions: int = 5        # level-5 icosphere = 10,242 vertices
     up: str = "auto"                   # up axis of mesh files: auto (OBJ, glTF: Y, as Blender imports them) | y | z
     weights: str = "pretrained"        # pretrained | untrained | PATH
@@ -64,6 +65,10 @@ class RunConfig:
     panel_models: list | None = None   # None: resnet, resnet_sin, vgg, lpips, clip, dino, effnet (those that load)
     evidence: bool = True              # held-out controls, pixel measures, RSA and the verdict at the end
     turntable_frames: int = 12         # result and target turntable GIFs (0 = none)
+    heldout_views: int = 12            # held-out rig of the equivalence test (at least the optimization views)
+    heldout_seeds: int = 2             # render seeds per held-out view (result, ceiling and control each)
+    equivalence_margin: float = 0.5    # TOST margin, a fraction of the noise distance 1 - ceiling (docs/evidence.md)
+    replicates: int = 1                # runs of this configuration with other seeds and start perturbations
     out: str | None = None
     extras: dict = field(default_factory=dict)
     # --profile research and its parts (RUN_PROFILES below); None/"default" = this project's choices
@@ -138,6 +143,12 @@ class RunConfig:
         for name in ("views", "width", "height", "spp", "epochs"):
             if int(getattr(c, name)) < 1:
                 raise MRDError(f"{name} must be at least 1 (got {getattr(c, name)})")
+        for name in ("heldout_views", "heldout_seeds", "replicates"):
+            if int(getattr(c, name)) < 1:
+                raise MRDError(f"{name.replace('_', '-')} must be at least 1 (got {getattr(c, name)})")
+        if not 0 < float(c.equivalence_margin) <= 10:
+            raise MRDError(f"--margin must be in (0, 10], a fraction of the noise distance 1 - ceiling "
+                           f"(got {c.equivalence_margin})")
         if c.lr <= 0:
             raise MRDError(f"learning rate must be positive (got {c.lr})")
         if c.schedule not in ("per_view", "per_epoch"):
@@ -167,6 +178,7 @@ FIELD_KINDS = {
     "evidence": "bool", "turntable_frames": "int", "out": "path?", "extras": "dict",
     "profile": "str?", "camera_distance": "float?", "camera_target": "str", "env_rotation": "float?",
     "target_seeds": "str", "render_seeds": "str", "start_placement": "str",
+    "heldout_views": "int", "heldout_seeds": "int", "equivalence_margin": "float", "replicates": "int",
 }
 # Smallest allowed value of numeric settings (None values are the defaults and pass).
 MINIMUM = {"views": 1, "width": 1, "height": 1, "spp": 1, "epochs": 1, "start_subdivisions": 0, "patience": 0,
@@ -277,17 +289,18 @@ def apply_run_profile(c: RunConfig) -> RunConfig:
 
 
 def target_seed(c: RunConfig, view: int) -> int:
-    """Seed of target view `view`: research renders every target with --seed; ours decorrelates the views."""
-    return int(c.seed) if c.target_seeds == "research" else int(c.seed) + 7919 * view
+    """Seed of target view `view`: research renders every target with --seed; ours gives each view its own seed in
+    the target stream (seeds.py), which no other render of the run uses."""
+    return int(c.seed) if c.target_seeds == "research" else seeds.render_seed(seeds.TARGET, view, c.seed)
 
 
-def render_seed(c: RunConfig, epoch: int, view: int, n_views: int) -> int:
-    """Seed of the render of `view` at `epoch`. research: seed * view in every epoch (view 1 then shares the target's
-    seed, as in the research code). fresh: new noise every step, odd offsets from --seed so never a target's seed
-    for the first epochs (dual_buffer's second render takes seed + 1)."""
+def view_seed(c: RunConfig, epoch: int, view: int, n_views: int, second: bool = False) -> int:
+    """Seed of the render of `view` at `epoch` (`second`: dual_buffer's second render). research: seed * view in
+    every epoch (view 1 then shares the target's seed, as in the research code). fresh: new noise every step, in
+    the optimization stream (seeds.py), so never a target's seed."""
     if c.render_seeds == "research":
-        return int(c.seed) * view
-    return int(c.seed) + 1 + 2 * (epoch * n_views + view)
+        return int(c.seed) * view + int(second)
+    return seeds.render_seed(seeds.OPTIMIZE, 2 * (epoch * n_views + view) + int(second), c.seed)
 
 
 # direct_projective settings by profile. `research` = the research code's (Mitsuba's defaults: octree guiding
