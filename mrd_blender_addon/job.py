@@ -228,7 +228,8 @@ class Job:
             self.writer.finish(status, message)
         if self.worker is not None:  # the worker exits by itself now; never wait for it on the UI thread
             self.worker.close(wait=2.0 if bpy.app.background else 0.0)
-        self._print(self.summary(), error=status == "failed")
+        if not (bpy.app.background and status == "failed"):  # a background failure: the operator reports it
+            self._print(self.summary(), error=status == "failed")
 
     # -- driving ------------------------------------------------------------------------------------------
     @property

@@ -1,6 +1,5 @@
 """Operators: Optimize Metamer (`mrd.optimize_metamer`), Cancel, open the run's renders, show the step history."""
 
-import sys
 from pathlib import Path
 
 import bpy
@@ -32,21 +31,20 @@ class MRD_OT_optimize_metamer(bpy.types.Operator):
         try:
             j = job.launch(context)
         except job.JobError as exc:
-            self.report({"ERROR"}, str(exc))
-            if bpy.app.background:
-                print(f"MRD error: {exc}", file=sys.stderr, flush=True)
+            self.report({"ERROR"}, str(exc))  # background: Blender prints it (once) and bpy.ops raises with it
             return {"CANCELLED"}
-        for w in j.warnings:
-            self.report({"WARNING"}, w)
-        for n in j.notes:
-            self.report({"INFO"}, n)
         if not bpy.app.background:
+            for w in j.warnings:
+                self.report({"WARNING"}, w)
+            for n in j.notes:
+                self.report({"INFO"}, n)
             self.report({"INFO"}, f"MRD: optimizing {j.target_name}; files in {j.run_dir}")
             return {"FINISHED"}
+        # Background: the job has printed its warnings, notes and a finished run's summary; Blender prints every
+        # report, so only a failure is reported (once, as "Error: ..."; it makes bpy.ops raise with the reason).
         if j.status == "failed":
             self.report({"ERROR"}, j.summary())
             return {"FINISHED"} if j.writer is not None else {"CANCELLED"}
-        self.report({"INFO"}, j.summary())
         return {"FINISHED"}
 
 
