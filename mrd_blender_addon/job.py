@@ -152,11 +152,9 @@ class Job:
                 return None
             self.writer = apply.ResultWriter(target, self.mode, self.run_dir, self._keep_every)
             self.writer.begin(self.start_mesh)
-        elif self.writer.obj() is None:  # undone or deleted while running: make it again
-            target = bpy.data.objects.get(self.target_name)
-            if target is not None:
-                self.writer.name = apply.result_name(self.target_name)
-                self.writer.begin(self.start_mesh)
+        elif not self.writer.intact():  # undone (or deleted) while running: rebuild it from the step files
+            if bpy.data.objects.get(self.target_name) is not None:
+                self.writer.restore(self.start_mesh)
         return self.writer
 
     def _arrays(self, ev):
