@@ -260,7 +260,36 @@ class ResultWriter:
         obj["mrd_target"] = self.target_name
         obj["mrd_mode"] = self.mode
         obj["mrd_run_id"], obj["mrd_role"] = self.run_id, "result"
+        obj["mrd_keep_every"] = self.keep_every
         return obj
+
+    @classmethod
+    def adopt(cls, obj) -> "ResultWriter":
+        """A writer for an existing result (a resumed run): the same object, identity and step history, which the
+        resumed steps continue."""
+        target = bpy.data.objects.get(str(obj.get("mrd_target", "")))
+        w = cls(target, str(obj.get("mrd_mode", "shape")), str(obj["mrd_run"]), int(obj.get("mrd_keep_every", 10)),
+                offset=tuple(obj.location), name=obj.name)
+        w.run_id = str(obj.get("mrd_run_id") or w.run_id)
+        obj["mrd_run_id"], obj["mrd_role"] = w.run_id, "result"
+        segs = sorted((o for o in bpy.data.objects if o.get("mrd_run_id") == w.run_id and o.get("mrd_role") == "steps"),
+                      key=lambda o: int(o.get("mrd_segment", 0)))
+        for o in segs:
+            keys = o.data.shape_keys.key_blocks if o.data.shape_keys is not None else []
+            steps = [int(o.get("mrd_first", 0))] + [int(k.name.split()[-1]) for k in keys[1:]
+                                                    if k.name.startswith("step ")]
+            topo = int(o.get("mrd_topology", 0))
+            w.faces[topo] = mesh_faces(o.data)
+            w.segments.append({"object": o.name, "topology": topo, "first": steps[0], "last": steps[-1],
+                               "index": int(o.get("mrd_segment", 0)), "count": len(keys)})
+            w.kept += steps
+            w.history += [(st, topo, f"steps/step_{st:06d}.npz") for st in steps]
+        col = next((c for c in bpy.data.collections if c.get("mrd_run_id") == w.run_id), None)
+        if col is not None:
+            w.steps_name = col.name
+        if w.segments:
+            w.live_topology = None
+        return w
 
     def _copy_uvs(self, target, mesh, m):
         """Per-corner UVs of the target's evaluated mesh onto the result (same welded topology)."""
@@ -441,6 +470,7 @@ class ResultWriter:
         obj.shape_key_add(name="Basis", from_mix=False)
         frame = self.frame0 + step
         obj["mrd_run_id"], obj["mrd_role"], obj["mrd_segment"] = self.run_id, "steps", k
+        obj["mrd_topology"], obj["mrd_first"] = int(topo), int(step)
         if self.segments:  # the previous topology hides where this one starts
             prev = self.segment_obj(self.segments[-1])
             if prev is not None:

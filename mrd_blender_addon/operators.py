@@ -65,6 +65,35 @@ class MRD_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class MRD_OT_resume(bpy.types.Operator):
+    """Continue a cancelled run where it stopped, in its own run folder; the same result object follows it"""
+    bl_idname = "mrd.resume"
+    bl_label = "Resume"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        if _busy():
+            return False
+        if job.resumable_run(context) is None:
+            if hasattr(cls, "poll_message_set"):
+                cls.poll_message_set("no cancelled run to resume (select its result)")
+            return False
+        return True
+
+    def execute(self, context):
+        try:
+            j = job.launch(context, resume_dir=job.resumable_run(context))
+        except job.JobError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if bpy.app.background and j.status == "failed":
+            self.report({"ERROR"}, j.summary())
+        elif not bpy.app.background:
+            self.report({"INFO"}, f"MRD: resuming {j.run_dir}")
+        return {"FINISHED"}
+
+
 class MRD_OT_report(bpy.types.Operator):
     """Shows a message in the status bar and the Info editor (used by the run's timer)"""
     bl_idname = "mrd.report"
@@ -175,7 +204,8 @@ class MRD_OT_show_steps(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (MRD_OT_optimize_metamer, MRD_OT_cancel, MRD_OT_report, MRD_OT_open_renders, MRD_OT_show_steps)
+classes = (MRD_OT_optimize_metamer, MRD_OT_cancel, MRD_OT_resume, MRD_OT_report, MRD_OT_open_renders,
+           MRD_OT_show_steps)
 
 
 register, unregister = bpy.utils.register_classes_factory(classes)
