@@ -61,7 +61,7 @@ def backend():
             sys.modules["mrd_backend"] = module
             spec.loader.exec_module(module)
             _BACKEND = module
-    for sub in ("errors", "scene", "spec_io", "cameras", "environment", "meshes", "lights"):
+    for sub in ("errors", "scene", "spec_io", "cameras", "environment", "meshes", "lights", "material"):
         importlib.import_module(f"{_BACKEND.__name__}.{sub}")
     return _BACKEND
 

@@ -121,6 +121,12 @@ class Job:
         except (export.ExportError, errors.MRDError) as exc:
             raise JobError(str(exc)) from None
         job.notes, job.warnings = ex.notes, ex.warnings
+        if settings.mode == "material":
+            tex = properties.texture_size_of(ex.spec.material) if settings.texture_source == "target" else None
+            if tex is not None:
+                cfg["texture_size"] = tex
+            job.notes.append(f"material textures of {cfg['texture_size'][0]}x{cfg['texture_size'][1]} "
+                             + ("(the target's)" if tex is not None else "(Texture size)"))
         inputs = run_dir / "input"
         try:
             inputs.mkdir(parents=True, exist_ok=True)
