@@ -147,6 +147,17 @@ def _last_lines(text: str, n: int) -> str:
     return " | ".join(lines[-n:])
 
 
+def confined_run_folder(out, root) -> Path:
+    """`out` resolved, if it is a folder strictly inside the results folder `root` (symbolic links and `..`
+    resolved first); else a RuntimeError that says so. The worker writes only there (its files, STOP, logs), so a
+    path from a .blend (a result's `mrd_run`) or a config can never make it write elsewhere."""
+    o, r = Path(out).expanduser().resolve(), Path(root).expanduser().resolve()
+    if o == r or r not in o.parents:
+        raise RuntimeError(f"the run folder {o} is not inside the results folder {r}: runs are written only under "
+                           "the Output folder (set Output to the folder that holds the run)")
+    return o
+
+
 def worker_args(python: str, scene=None, config=None, start=None, resume=None) -> list[str]:
     """The worker's command line: a new run (scene, config, optional start mesh) or the resume of a run folder."""
     args = [str(python), "-u", "-m", "mrd_backend.worker"]
@@ -164,9 +175,11 @@ class Worker:
 
     def __init__(self, python: str, out: str | Path, scene: str | Path | None = None,
                  config: str | Path | None = None, start: str | Path | None = None, env: dict | None = None,
-                 resume: bool = False):
+                 resume: bool = False, root: str | Path | None = None):
         self.python = python
         self.out = Path(out)
+        self.root = Path(root) if root is not None else None   # the results folder `out` must lie in
+        self.config = Path(config) if config is not None else None
         if not resume and (scene is None or config is None):
             raise ValueError("a new run needs its scene and config files")
         self.args = worker_args(python, scene, config, start, resume=self.out if resume else None)
@@ -187,6 +200,16 @@ class Worker:
         problem = python_problem(self.python)
         if problem:
             raise RuntimeError(problem)
+        if self.root is not None:
+            self.out = confined_run_folder(self.out, self.root)
+        if self.config is not None:  # the worker writes where its config says: that must be this folder too
+            try:
+                named = json.loads(self.config.read_text()).get("out")
+            except (OSError, ValueError):
+                named = None
+            if named is None or Path(named).expanduser().resolve() != self.out.resolve():
+                raise RuntimeError(f"the run's config {self.config} names the run folder {named}, not {self.out}: "
+                                   "start the run again")
         self.out.mkdir(parents=True, exist_ok=True)
         stop = self.out / STOP_FILE
         if stop.exists():

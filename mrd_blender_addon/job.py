@@ -142,7 +142,7 @@ class Job:
         job._keep_every = settings.keep_every
         job.worker = client.Worker(python, run_dir, inputs / "scene.npz", inputs / "config.json",
                                    inputs / "start.npz" if start is not None else None,
-                                   env=preferences.worker_env_extra(context))
+                                   env=preferences.worker_env_extra(context), root=output_root(settings))
         try:
             job.worker.start()
         except RuntimeError as exc:
@@ -160,7 +160,10 @@ class Job:
     def resume(cls, context, run_dir, python: str | None = None) -> "Job":
         """Resumes a cancelled run in its own folder (`python -m mrd_backend.worker --resume RUN_DIR`): the same
         result object follows it. Raises JobError when the folder is not a resumable run."""
-        run_dir = Path(run_dir)
+        try:   # a path from the .blend (the result's mrd_run): only a folder inside the Output folder
+            run_dir = client.confined_run_folder(run_dir, output_root(context.scene.mrd))
+        except RuntimeError as exc:
+            raise JobError(str(exc)) from None
         inputs = run_dir / "input"
         try:
             cfg = json.loads((inputs / "config.json").read_text())
@@ -173,8 +176,8 @@ class Job:
             status = None
         if status not in ("cancelled", None):
             raise JobError(f"the run in {run_dir} is {status}, not cancelled: only a cancelled run can be resumed")
-        result = next((o for o in bpy.data.objects if o.get("mrd_role") == "result"
-                       and str(o.get("mrd_run", "")) == str(run_dir)), None)
+        result = next((o for o in bpy.data.objects if o.get("mrd_role") == "result" and o.get("mrd_run")
+                       and Path(str(o["mrd_run"])).resolve() == run_dir), None)
         job = cls()
         job.run_dir, job.resumed = run_dir, True
         job.mode = cfg.get("mode", "shape")
@@ -187,7 +190,8 @@ class Job:
         if result is not None and bpy.data.objects.get(job.target_name) is not None:
             job.writer = apply.ResultWriter.adopt(result)
         job._keep_every = job.writer.keep_every if job.writer is not None else 10
-        job.worker = client.Worker(python, run_dir, env=preferences.worker_env_extra(context), resume=True)
+        job.worker = client.Worker(python, run_dir, env=preferences.worker_env_extra(context), resume=True,
+                                   root=output_root(context.scene.mrd))
         try:
             job.worker.start()
         except RuntimeError as exc:
