@@ -588,6 +588,7 @@ class Run:
         m = copy.copy(spec)
         m.integrator = {"type": "aov", "aovs": "dd:depth"}
         m.extras = {k: v for k, v in spec.extras.items() if "light" in k or "emitter" in k}
+        m.lights = [x for x in spec.lights if not x.is_visible_shape()]  # an area lamp is no part of the object
         scene = m.load(vertices=vertices, faces=faces) if vertices is not None else m.load()
         return [np.asarray(self.mi.render(scene, sensor=s, spp=1))[..., -1] > 0 for s in sensors]
 
