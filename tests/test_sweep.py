@@ -208,3 +208,13 @@ def test_sweep_html_in_headless_chromium(local_sweep, tmp_path):
     _chromium(f"--user-data-dir={ud}", "--hide-scrollbars", "--window-size=1200,1600", f"--screenshot={shot}",
               page.resolve().as_uri())
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_declared_memory_per_cell():
+    from mrd_backend.sweep.engines import cell_memory_gb
+    base = {"scenes": ["blob"], "envmaps": ["constant"], "models": ["mae", "resnet"]}
+    mae, resnet = expand(base)
+    assert cell_memory_gb(mae) == cell_memory_gb(resnet) == 8.0     # the six-network panel at the end
+    mae, resnet = expand(base, {"no-evidence": True})
+    assert (cell_memory_gb(mae), cell_memory_gb(resnet)) == (2.0, 4.0)
+    assert cell_memory_gb(expand(base, {"panel-models": []})[0]) == 2.0

@@ -34,7 +34,8 @@ def add_sweep_parser(subparsers):
                    help="ray (default; embedded unless --address), slurm (submitit), local (submitit's local executor)")
     g.add_argument("--address", help="join this Ray cluster (e.g. ray://head:10001 or auto) instead of an embedded one")
     g.add_argument("--memory-per-cell", type=float, default=None, metavar="GiB",
-                   help="memory a cell declares (default 3 for pixel models, 6 for networks; see docs/sweeps.md)")
+                   help="memory every cell declares (default per cell, measured: 8 with the cross-model panel, else "
+                        "2 for mae/dual_buffer and 4 for a network; see docs/sweeps.md)")
     g.add_argument("--cpus-per-cell", type=float, default=1.0)
     g.add_argument("--gpus-per-cell", type=float, default=None,
                    help="default: 1 where the Ray cluster has GPUs, else 0; SLURM: 0 unless given")
@@ -50,11 +51,6 @@ def add_sweep_parser(subparsers):
     add_run_flags(p)   # `--out` is the sweep folder here; every other flag goes to every cell
     p.set_defaults(func=cmd_sweep)
     return p
-
-
-def default_memory_gb(cells) -> float:
-    """Pixel objectives' cells peak at about 1.5 GiB at small sizes (measured), networks and the panel need more."""
-    return 3.0 if all(c.model in ("mae", "dual_buffer") for c in cells) else 6.0
 
 
 def _spec_from_args(args) -> dict:
@@ -152,7 +148,7 @@ def cmd_sweep(args) -> int:
     if (sweep_dir / "report.json").exists():
         raise MRDError(f"{sweep_dir} is a run folder, not a sweep folder: give --out a new or a sweep folder")
     opts = EngineOptions(executor=args.executor, address=args.address, cpus_per_cell=args.cpus_per_cell,
-                         memory_per_cell_gb=args.memory_per_cell or default_memory_gb(cells),
+                         memory_per_cell_gb=args.memory_per_cell,
                          gpus_per_cell=args.gpus_per_cell, max_parallel=args.max_parallel, partition=args.partition,
                          timeout_min=args.timeout_min)
     if args.executor != "ray" and args.address:

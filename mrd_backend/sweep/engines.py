@@ -21,7 +21,8 @@ class EngineOptions:
     executor: str = "ray"                 # ray | slurm | local (submitit's local executor)
     address: str | None = None            # Ray cluster address (ray://host:10001 or host:6379); None: embedded
     cpus_per_cell: float = 1.0
-    memory_per_cell_gb: float = 3.0       # declared to the engine so that it never starts more cells than fit
+    memory_per_cell_gb: float | None = None  # declared to the engine so that it never starts more cells than fit;
+                                             # None: cell_memory_gb(cell) for each cell
     gpus_per_cell: float | None = None    # None: 1 where the cluster has GPUs, else 0
     max_parallel: int | None = None       # embedded Ray only: CPUs it may use = max_parallel x cpus_per_cell
     partition: str | None = None          # SLURM
@@ -29,12 +30,23 @@ class EngineOptions:
     slurm_args: dict = field(default_factory=dict)
 
 
-def _cuda_here() -> bool:
-    try:
-        import torch
-        return bool(torch.cuda.is_available())
-    except Exception:
-        return False
+PIXEL_MODELS = ("mae", "dual_buffer")
+
+
+def cell_memory_gb(cell) -> float:
+    """What a cell declares by default, from peaks measured on tiny runs (docs/sweeps.md): the end-of-run
+    cross-model panel loads six networks (5.4 GiB peak at 32 px, 6.6 GB at 128 px), a pixel run without it peaks
+    at 1.4 GiB, a network objective alone adds its network and its activations."""
+    f = cell.flags
+    panel = (not f.get("no-evidence") and str(f.get("panel-every", 0)) != "-1"
+             and f.get("panel-models", None) != [])
+    if panel:
+        return 8.0
+    return 2.0 if cell.model in PIXEL_MODELS else 4.0
+
+
+def _memory_gb(cell, opts) -> float:
+    return opts.memory_per_cell_gb or cell_memory_gb(cell)
 
 
 def run_with_ray(cells: list, sweep_dir: Path, opts: EngineOptions, on_result: Callable, task_kw: dict) -> dict:
@@ -60,19 +72,21 @@ def run_with_ray(cells: list, sweep_dir: Path, opts: EngineOptions, on_result: C
     gpus = opts.gpus_per_cell
     if gpus is None:
         gpus = 1 if res.get("GPU", 0) >= 1 else 0
-    mem = int(opts.memory_per_cell_gb * GiB)
+    mems = {c.name: int(_memory_gb(c, opts) * GiB) for c in cells}
+    mem = max(mems.values())
     if mem > res.get("memory", 0):
         ray.shutdown()
-        raise MRDError(f"a cell declares {opts.memory_per_cell_gb:g} GiB but the Ray cluster has "
+        raise MRDError(f"a cell declares {mem / GiB:g} GiB but the Ray cluster has "
                        f"{res.get('memory', 0) / GiB:.1f} GiB for tasks: lower --memory-per-cell")
     # max_retries=0: a cell that crashed is rerun by the next `mrd sweep`, which sets its folder aside first
-    task = ray.remote(run_cell).options(num_cpus=opts.cpus_per_cell, num_gpus=gpus, memory=mem, max_retries=0)
+    task = ray.remote(run_cell)
+    per_cell = dict(num_cpus=opts.cpus_per_cell, num_gpus=gpus, max_retries=0)
     fits = int(min(res.get("CPU", 0) // opts.cpus_per_cell, res.get("memory", 0) // mem,
                    (res.get("GPU", 0) // gpus) if gpus else 10 ** 9))
     info = {"engine": "ray", "address": opts.address or "embedded", "init_seconds": init_s,
             "resources": {k: v for k, v in res.items() if not k.startswith("node:")},
-            "gpus_per_cell": gpus, "cells_at_once": fits}
-    refs = {task.remote(c.to_dict(), str(sweep_dir), **task_kw): c for c in cells}
+            "gpus_per_cell": gpus, "memory_per_cell_gb": mem / GiB, "cells_at_once": fits}
+    refs = {task.options(memory=mems[c.name], **per_cell).remote(c.to_dict(), str(sweep_dir), **task_kw): c for c in cells}
     try:
         pending = list(refs)
         while pending:
@@ -106,7 +120,7 @@ def run_with_submitit(cells: list, sweep_dir: Path, opts: EngineOptions, on_resu
         ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
         ex.update_parameters(slurm_partition=opts.partition, timeout_min=opts.timeout_min, nodes=1, tasks_per_node=1,
                              cpus_per_task=max(1, int(opts.cpus_per_cell)), gpus_per_node=gpus,
-                             mem_gb=opts.memory_per_cell_gb, name=f"mrd-sweep-{sweep_dir.name}",
+                             mem_gb=max(_memory_gb(c, opts) for c in cells), name=f"mrd-sweep-{sweep_dir.name}",
                              slurm_array_parallelism=opts.max_parallel or 256, **opts.slurm_args)
     elif opts.executor == "local":
         ex = submitit.LocalExecutor(folder=folder)
