@@ -66,6 +66,7 @@ def test_cell_plan_skip_resume_restart(tmp_path, monkeypatch):
     monkeypatch.setattr(cellmod, "optimize_supports_resume", lambda: True)
     assert cellmod.plan(run) == "restart"          # no checkpoint: start again
     (run / "checkpoint").mkdir()
+    (run / "checkpoint" / "target.npz").write_bytes(b"")
     assert cellmod.plan(run) == "resume"
     monkeypatch.setattr(cellmod, "optimize_supports_resume", lambda: False)
     assert cellmod.plan(run) == "restart"          # an mrd without --resume

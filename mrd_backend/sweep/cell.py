@@ -37,7 +37,8 @@ def is_finished(run_dir: Path) -> bool:
 
 
 def has_checkpoint(run_dir: Path) -> bool:
-    return any((Path(run_dir) / n).exists() for n in ("checkpoint", "checkpoint.npz", "checkpoint.pt"))
+    """What `mrd optimize --resume` needs: the run's target and its last state under checkpoint/."""
+    return (Path(run_dir) / "checkpoint" / "target.npz").is_file()
 
 
 @lru_cache(maxsize=1)
