@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .config import RunConfig
-from .errors import MRDError
+from .errors import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, InternalError, MRDError
 
 DEMO = dict(scene="suzanne", envmap="studio", model="resnet", views=6, width=96, height=96, spp=8, epochs=25,
             remesh=[8, 16], start_subdivisions=4, lr=0.1, mesh_every=5, patience=0,
@@ -94,9 +94,11 @@ def config_from_args(args, base: dict | None = None) -> RunConfig:
     return RunConfig.from_dict(d)
 
 
-def _run(cfg: RunConfig) -> int:
+def _run(cfg: RunConfig | None, resume: str | None = None) -> int:
+    from .interrupt import cancel_on_signals
     from .loop import optimize
-    result = optimize(cfg, progress=True)
+    with cancel_on_signals():
+        result = optimize(cfg, progress=True, resume=resume)
     r = result.report
     print(f"\n{result.status}: run folder {result.out}")
     if "chamfer" in r:
@@ -111,10 +113,25 @@ def _run(cfg: RunConfig) -> int:
         if (Path(result.out) / name).exists():
             print(f"  open {Path(result.out) / name}")
             break
-    return 0
+    if result.status == "cancelled":
+        print(f"  continue it with: mrd optimize --resume {result.out}")
+        return EXIT_CANCELLED
+    return EXIT_OK
 
 
 def cmd_optimize(args) -> int:
+    if args.resume:
+        given = [k for k in ("scene", "envmap", "model") if getattr(args, k, None)]
+        given += [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+                  if v is not None and k not in ("resume", "func", "command", "scene", "envmap", "model", "epochs")]
+        if given:
+            raise MRDError(f"--resume continues a run with its own configuration: drop {', '.join(given)} "
+                           "(only -e/--epochs may change)")
+        return _run({"epochs": args.epochs} if args.epochs is not None else None, resume=args.resume)
+    missing = [k for k in ("scene", "envmap", "model") if not getattr(args, k, None)]
+    if missing:
+        raise MRDError(f"mrd optimize needs SCENE ENVMAP MODEL (missing: {' '.join(missing).upper()}), "
+                       "or --resume RUN_DIR")
     return _run(config_from_args(args))
 
 
@@ -151,9 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrd", description="Model metamers rendered differentiably (Mitsuba 3)")
     sub = p.add_subparsers(dest="command", required=True)
     o = sub.add_parser("optimize", help="optimize a shape or material metamer")
-    o.add_argument("scene", help="bundled scene name or mesh path (`mrd scenes`)")
-    o.add_argument("envmap", help="environment name or .hdr/.exr path")
-    o.add_argument("model", help="objective (`mrd scenes` lists them)")
+    o.add_argument("scene", nargs="?", help="bundled scene name or mesh path (`mrd scenes`)")
+    o.add_argument("envmap", nargs="?", help="environment name or .hdr/.exr path")
+    o.add_argument("model", nargs="?", help="objective (`mrd scenes` lists them)")
+    o.add_argument("--resume", metavar="RUN_DIR", help="continue a cancelled, killed or failed run from its last "
+                   "checkpoint, to the end its config names (-e/--epochs may extend it)")
     add_run_flags(o)
     o.set_defaults(func=cmd_optimize)
     d = sub.add_parser("demo", help="run the bundled default (a few minutes on a CPU)")
@@ -177,15 +196,19 @@ def _optional_commands(sub) -> None:
 
 
 def main(argv=None) -> int:
+    """Exit status: 0 done, 1 internal error, 2 bad input, 3 cancelled (Ctrl+C, SIGTERM, SIGHUP; resumable)."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args) or 0
+        return args.func(args) or EXIT_OK
+    except InternalError as exc:
+        print(f"mrd: error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     except MRDError as exc:
         print(f"mrd: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("mrd: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_CANCELLED
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ render with its cached view of the target, step the parameters. Progress, stream
 around the loop (in `Run`), not inside it."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import traceback
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import RunConfig, gradient_spp, integrator_settings
-from .errors import Cancelled, MRDError
+from .errors import Cancelled, InternalError, MRDError
 from .guiding import steady_guiding
 from .profile import Profile
 from .run import REPORT_VERSION, RunFolder, default_out, grid
@@ -44,14 +45,55 @@ class RunResult:
 
 
 def optimize(config: RunConfig | dict | None = None, target=None, start=None, callback=None, should_stop=None,
-             progress: bool = False, log=print) -> RunResult:
+             progress: bool = False, log=print, resume: str | Path | None = None) -> RunResult:
     """Runs one metamer optimization. `target`: a SceneSpec (else `config.scene` is loaded); `start`: (vertices,
     faces) of the start shape (else `config.start`); `callback(StepResult)` after every logged step;
     `should_stop()` is asked between steps. Returns a RunResult; raises MRDError for bad input (the run folder
-    and its report.json say how far it got)."""
+    and its report.json say how far it got).
+
+    `resume=RUN_DIR` continues a cancelled, killed or failed run from its last checkpoint, in the same folder and
+    to the end its config names (`config` may then be None, or a dict of keys to change, such as {"epochs": N})."""
+    if resume is not None:
+        return _resume(Path(resume), config, callback, should_stop, progress, log)
     if isinstance(config, dict):
         config = RunConfig.from_dict(config)
     return Run(config or RunConfig(), target, start, log).execute(callback, should_stop, progress)
+
+
+FINISHED = ("done", "stopped_early")
+
+
+def _resume(folder: Path, changes, callback, should_stop, progress, log) -> RunResult:
+    from . import checkpoint
+    from .spec_io import load_spec
+    folder = folder.resolve()
+    if not (folder / "config.json").is_file():
+        raise MRDError(f"{folder} is not a run folder (no config.json): give the folder `mrd optimize` printed")
+    if not (folder / checkpoint.DIR / "target.npz").is_file():
+        raise MRDError(f"{folder} has no checkpoint (it was written by an mrd without resume): start a new run")
+    cfg = RunConfig.from_file(folder / "config.json")
+    if isinstance(changes, RunConfig):
+        changes = {"epochs": changes.epochs}
+    for k, v in (changes or {}).items():
+        if k not in ("epochs",):
+            raise MRDError(f"a resumed run keeps its configuration; only epochs can change (not {k!r})")
+        setattr(cfg, k, v)
+    report = _read_json(folder / "report.json")
+    saved = checkpoint.load(folder)
+    if report.get("status") in FINISHED and (saved is None or saved[1]["epoch"] + 1 >= cfg.epochs):
+        log(f"{folder} already finished ({report['status']}); nothing to resume")
+        return RunResult(folder, report["status"], report)
+    run = Run(cfg, load_spec(folder / checkpoint.DIR / "target.npz"), checkpoint.load_start(folder), log,
+              folder=folder, checkpoint=saved)
+    return run.execute(callback, should_stop, progress)
+
+
+def _read_json(path: Path) -> dict:
+    import json
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def versions() -> dict:
@@ -66,7 +108,7 @@ def versions() -> dict:
 
 
 class Run:
-    def __init__(self, cfg: RunConfig, target=None, start=None, log=print):
+    def __init__(self, cfg: RunConfig, target=None, start=None, log=print, folder=None, checkpoint=None):
         from . import material_scenes
         from .objectives import objective_class
         from .scenes import load_scene
@@ -87,7 +129,10 @@ class Run:
         self.status = "running"
         self.error = None
         self.extra: dict = {}
-        self.folder = RunFolder(c.out or default_out(c))
+        self.resumed: list = []
+        self.resume_from = checkpoint  # (arrays, counters) of the checkpoint a resumed run continues from
+        named = dataclasses.replace(c, scene=self.spec.name, envmap=self.spec.environment.name)  # a given target's
+        self.folder = RunFolder(folder, reuse=True) if folder is not None else RunFolder(c.out or default_out(named))
         c.out = str(self.folder.path)
 
     # -- building --------------------------------------------------------------------------------------------------
@@ -239,27 +284,80 @@ class Run:
 
     # -- around the loop ---------------------------------------------------------------------------------------------
     def execute(self, callback=None, should_stop=None, progress=False) -> RunResult:
+        from . import checkpoint
         c = self.cfg
-        self.folder.write_json("config.json", c.to_dict())
+        if self.resume_from is None and not (self.folder.path / checkpoint.DIR / "target.npz").exists():
+            self.folder.write_json("config.json", c.to_dict())
+            self._save_inputs()
+        else:
+            self._reopen()
         self.write_report()
+        reraise = None
         try:
             self._setup()
             self.write_report()
-            self._loop(callback, should_stop, progress)
-        except (Cancelled, KeyboardInterrupt):
+            self._loop(_guarded(callback), should_stop, progress)
+        except (Cancelled, KeyboardInterrupt, SystemExit) as exc:
             self.status = "cancelled"
-            self.log(f"cancelled: everything written so far is in {self.folder.path}")
+            self._write_report_quietly()  # first, so that a second signal or a kill cannot leave it `running`
+            self.log(f"cancelled: everything written so far is in {self.folder.path}; continue with "
+                     f"`mrd optimize --resume {self.folder.path}`")
+            if isinstance(exc, SystemExit):  # the caller's own exit (from a callback): honour it after finishing
+                reraise = exc
         except MRDError as exc:
             self.status, self.error = "failed", str(exc)
             raise
+        except OSError as exc:
+            self.status, self.error = "failed", _os_error(exc, self.folder.path)
+            raise MRDError(self.error) from None
         except Exception as exc:
             self.status = "failed"
             self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            (self.folder.path / "error.log").write_text(traceback.format_exc())
-            raise MRDError(f"internal error ({self.error}); details in {self.folder.path / 'error.log'}") from exc
+            try:
+                (self.folder.path / "error.log").write_text(traceback.format_exc())
+            except OSError:
+                pass
+            raise InternalError(f"internal error ({self.error}); details in {self.folder.path / 'error.log'}") from exc
         finally:
             self._finish()
+        if reraise is not None:
+            raise reraise
         return RunResult(self.folder.path, self.status, self.report, *self._final_mesh())
+
+    def _save_inputs(self):
+        """What a resume needs besides the checkpoint: the target as loaded, and the caller's start mesh."""
+        from . import checkpoint
+        from .spec_io import save_spec
+        (self.folder.path / checkpoint.DIR).mkdir(exist_ok=True)
+        integrator, self.spec.integrator = self.spec.integrator, None
+        try:
+            save_spec(self.spec, self.folder.path / checkpoint.DIR / "target.npz")
+        finally:
+            self.spec.integrator = integrator
+        checkpoint.save_start(self.folder.path, self.start)
+
+    def _reopen(self):
+        """A resumed run: the report's history and files as the checkpoint recorded them."""
+        counters = self.resume_from[1] if self.resume_from else {}
+        old = _read_json(self.folder.path / "report.json")
+        self.folder.started = old.get("started", self.folder.started)
+        self.resumed = list(old.get("resumed", [])) + [{"from_step": counters.get("epoch", -1) + 1,
+                                                        "at": time.time()}]
+        self.folder.write_json("config.json", self.cfg.to_dict())
+
+    def _write_report_quietly(self):
+        """The report, whatever else failed. On a full disk the atomic write has no room for a second copy: the
+        short form (status, error, steps) then overwrites the old report in place, which frees its space first."""
+        try:
+            self.write_report()
+        except Exception:
+            import json
+            short = {"version": REPORT_VERSION, "status": self.status, "error": self.error,
+                     "note": "short report: the full one could not be written", "steps": self.steps}
+            try:
+                (self.folder.path / "report.json").write_text(json.dumps(short, default=str))
+            except Exception:
+                pass
 
     def _final_mesh(self):
         if self.cfg.mode == "shape" and hasattr(self, "P"):
@@ -267,19 +365,48 @@ class Run:
             return st["vertices"], st["faces"]
         return None, None
 
-    def _loop(self, callback, should_stop, progress):
-        c = self.cfg
+    def _begin(self) -> int:
+        """The start evaluation, or the state of the checkpoint a resumed run continues from; the first epoch."""
         from .meshes import chamfer
+        self.best, self.bad = math.inf, 0
+        if self.resume_from is not None:
+            return self._restore_checkpoint(*self.resume_from)
         images, sims, loss0 = self.evaluate()
         self.start_eval = {"loss": loss0, "similarity": float(np.mean(sims)), "per_view": sims}
-        if c.mode == "shape":
+        if self.cfg.mode == "shape":
             v, f = self.P.state()["vertices"], self.P.faces
             self.start_eval.update(chamfer(v, f, self.spec.vertices, self.spec.faces))
+        self.best_state = self.P.state()
+        return 0
+
+    def _checkpoint(self, epoch: int):
+        from . import checkpoint
+        with self.profile("checkpoint"):
+            arrays = {**self.P.checkpoint(), **checkpoint.with_prefix("best_", self.best_state)}
+            checkpoint.save(self.folder.path, arrays, {
+                "epoch": epoch, "best": self.best, "bad": self.bad, "steps": self.steps,
+                "start_eval": self.start_eval, "files": self.folder.files, "started": self.folder.started})
+
+    def _restore_checkpoint(self, arrays: dict, counters: dict) -> int:
+        from . import checkpoint
+        self.P.load_checkpoint(arrays)
+        self.best_state = checkpoint.take_prefix("best_", arrays)
+        self.best, self.bad = counters["best"], counters["bad"]
+        self.steps, self.start_eval = counters["steps"], counters["start_eval"]
+        self.folder.files = counters["files"]
+        epoch = int(counters["epoch"])
+        self.log(f"resuming after epoch {epoch} of {self.cfg.epochs} from {self.folder.path}")
+        return epoch + 1
+
+    def _loop(self, callback, should_stop, progress):
+        c = self.cfg
+        first = self._begin()
         bar = _progress(c.epochs) if progress else None
-        best, bad, self.best_state = math.inf, 0, self.P.state()
-        self.final_state = self.best_state
+        if bar is not None and first:
+            bar.update(first)
+        self.final_state = self.P.state()
         self.status = "running"
-        for epoch in range(c.epochs):
+        for epoch in range(first, c.epochs):
             if should_stop is not None and should_stop():
                 raise Cancelled()
             t0 = time.perf_counter()
@@ -300,22 +427,22 @@ class Run:
             with self.profile("remesh"):
                 remeshed = self.P.end_of_epoch(epoch)
             seconds = time.perf_counter() - t0
+            if loss < self.best - c.min_delta:
+                self.best, self.bad, self.best_state = loss, 0, state
+            else:
+                self.bad += 1
             with self.profile("log"):
                 self._log_step(epoch, loss, sim, seconds, remeshed, images, state, callback)
             if bar is not None:
                 bar.set_postfix(loss=f"{loss:.4g}", sim=f"{sim:.4f}", s_per_step=f"{seconds:.2f}")
                 bar.update(1)
-            if loss < best - c.min_delta:
-                best, bad, self.best_state = loss, 0, state
-            else:
-                bad += 1
-                if c.patience and bad >= c.patience:
-                    self.log(f"early stop after epoch {epoch}: no improvement of the loss for {c.patience} epochs; "
-                             f"keeping the best state (loss {best:.4g})")
-                    self.P.restore(self.best_state)
-                    self.final_state = self.best_state
-                    self.status = "stopped_early"
-                    break
+            if c.patience and self.bad >= c.patience:
+                self.log(f"early stop after epoch {epoch}: no improvement of the loss for {c.patience} epochs; "
+                         f"keeping the best state (loss {self.best:.4g})")
+                self.P.restore(self.best_state)
+                self.final_state = self.best_state
+                self.status = "stopped_early"
+                break
         if bar is not None:
             bar.close()
         if self.status == "running":
@@ -356,6 +483,7 @@ class Run:
         if epoch % c.log_every == 0 or last or remeshed:
             self.steps.append(entry)
             self.write_report()
+            self._checkpoint(epoch)  # right after the report, so that both tell the same history
         step = StepResult(epoch, loss, sim, seconds, remeshed, files=files, info=info)
         if c.mode == "shape":
             step.vertices, step.faces = state["vertices"], state["faces"]
@@ -394,12 +522,18 @@ class Run:
                                             "per_view_end": sims}
                 self.extra["loss"] = {"start": self.start_eval["loss"], "end": loss}
                 self._end_of_run_evidence()
+        except Cancelled:  # a signal while finishing: keep what is written, say what is missing
+            self.extra["finish_note"] = "cancelled during the end-of-run work: final renders or evidence incomplete"
+            self.log(f"warning: {self.extra['finish_note']}")
         except Exception as exc:  # finishing must never hide the run's own outcome
             self.log(f"warning: could not write the final results ({type(exc).__name__}: {exc})")
-            (self.folder.path / "finish-error.log").write_text(traceback.format_exc())
+            try:
+                (self.folder.path / "finish-error.log").write_text(traceback.format_exc())
+            except OSError:
+                pass
         finally:
             self._plots()
-            self.write_report()
+            self._write_report_quietly()
             try:
                 from .evidence import write_report_html
                 write_report_html(self.folder.path)
@@ -526,11 +660,41 @@ class Run:
              "objective": obj.describe() if obj else {"name": c.model}, "config": c.to_dict(),
              "started": self.folder.started, "seconds": time.time() - self.folder.started,
              "steps": self.steps, "profile": self.profile.summary(), "files": self.folder.files}
+        if self.resumed:
+            r["resumed"] = self.resumed
         r.update(self.extra)
         return r
 
     def write_report(self):
         self.folder.write_json("report.json", self.report)
+
+
+def _guarded(callback):
+    """The caller's callback; an exception in it stops the run as the caller's error, not as an internal one."""
+    if callback is None:
+        return None
+
+    def call(step):
+        try:
+            callback(step)
+        except Exception as exc:
+            raise MRDError(f"the step callback raised {type(exc).__name__}: {_first_line(exc)} (at step {step.step}); "
+                           "the run stopped there and kept its files") from exc
+    return call
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _os_error(exc: OSError, folder: Path) -> str:
+    import errno
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"the disk is full (writing {exc.filename or folder}): free some space, then continue the run with "
+                f"`mrd optimize --resume {folder}`")
+    return (f"cannot read or write {exc.filename or folder}: {exc.strerror or exc}; the run stopped, its files are "
+            f"kept in {folder}")
 
 
 def _flat(x):
