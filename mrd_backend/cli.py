@@ -220,8 +220,9 @@ def _optional_commands(sub) -> None:
     from .bench import add_bench_parser
     from .evidence.compare import add_compare_parser
     from .evidence.null import add_null_parser
+    from .sweep.command import add_sweep_parser
     from .weights_cli import add_weights_parser
-    for add in (add_bench_parser, add_weights_parser, add_null_parser, add_compare_parser):
+    for add in (add_bench_parser, add_weights_parser, add_null_parser, add_compare_parser, add_sweep_parser):
         add(sub)
 
 
