@@ -65,6 +65,7 @@ def test_cell_plan_skip_resume_restart(tmp_path, monkeypatch):
     (run / "report.json").write_text(json.dumps({"status": "running"}))
     monkeypatch.setattr(cellmod, "optimize_supports_resume", lambda: True)
     assert cellmod.plan(run) == "restart"          # no checkpoint: start again
+    (run / "config.json").write_text("{}")
     (run / "checkpoint").mkdir()
     (run / "checkpoint" / "target.npz").write_bytes(b"")
     assert cellmod.plan(run) == "resume"

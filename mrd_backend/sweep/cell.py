@@ -38,7 +38,8 @@ def is_finished(run_dir: Path) -> bool:
 
 def has_checkpoint(run_dir: Path) -> bool:
     """What `mrd optimize --resume` needs: the run's target and its last state under checkpoint/."""
-    return (Path(run_dir) / "checkpoint" / "target.npz").is_file()
+    from ..checkpoint import resumable
+    return resumable(run_dir)
 
 
 @lru_cache(maxsize=1)
