@@ -219,3 +219,32 @@ def test_declared_memory_per_cell():
     mae, resnet = expand(base, {"no-evidence": True})
     assert (cell_memory_gb(mae), cell_memory_gb(resnet)) == (2.0, 4.0)
     assert cell_memory_gb(expand(base, {"panel-models": []})[0]) == 2.0
+
+
+@pytest.mark.slow
+def test_an_unfinished_cell_is_resumed_and_a_failed_one_set_aside(tmp_path):
+    """A cancelled cell with a checkpoint continues in its own folder (`mrd optimize --resume`); one without a
+    checkpoint is renamed aside, files kept, and runs again from scratch."""
+    from conftest import tiny_config
+    from mrd_backend import optimize
+    if not cellmod.optimize_supports_resume():
+        pytest.skip("this mrd has no `mrd optimize --resume`")
+    seen = []
+    cut = optimize(tiny_config(epochs=3, views=2, width=32, height=32, spp=2, out=str(tmp_path / "blob-studio-mae")),
+                   callback=lambda s: seen.append(s.step), should_stop=lambda: len(seen) >= 1, log=lambda *a: None)
+    assert cut.status == "cancelled"
+    cell = {"name": "blob-studio-mae", "scene": "blob", "envmap": "studio", "model": "mae", "flags": {}}
+    res = cellmod.run_cell(cell, str(tmp_path))
+    assert res["action"] == "resume" and res["status"] == "done" and res["returncode"] == 0, res
+    rep = json.loads((tmp_path / "blob-studio-mae" / "report.json").read_text())
+    assert [s["step"] for s in rep["steps"]] == [0, 1, 2] and rep["resumed"]
+    assert cellmod.run_cell(cell, str(tmp_path))["action"] == "skip"
+    # no checkpoint (e.g. killed before its first step): set aside, then a fresh run
+    broken = tmp_path / "knot-constant-mae"
+    broken.mkdir()
+    (broken / "report.json").write_text(json.dumps({"status": "running"}))
+    cell = {"name": "knot-constant-mae", "scene": "knot", "envmap": "constant", "model": "mae",
+            "flags": {"epochs": 1, "dims": [32], "nviews": 2, "spp": 2, "no-evidence": True}}
+    res = cellmod.run_cell(cell, str(tmp_path))
+    assert res["action"] == "restart" and res["status"] == "done", res
+    assert json.loads((tmp_path / "knot-constant-mae.attempt-1" / "report.json").read_text())["status"] == "running"
