@@ -248,3 +248,29 @@ def test_an_unfinished_cell_is_resumed_and_a_failed_one_set_aside(tmp_path):
     res = cellmod.run_cell(cell, str(tmp_path))
     assert res["action"] == "restart" and res["status"] == "done", res
     assert json.loads((tmp_path / "knot-constant-mae.attempt-1" / "report.json").read_text())["status"] == "running"
+
+
+def test_slurm_job_script_asks_for_the_cells_resources(tmp_path, monkeypatch):
+    """No SLURM here: a stand-in `srun` lets submitit build the job script that sbatch would get."""
+    pytest.importorskip("submitit")
+    from mrd_backend.sweep.engines import EngineOptions, make_submitit_executor
+    cells = expand({"scenes": ["blob"], "envmaps": ["constant"], "models": ["mae", "resnet"]}, {"no-evidence": True})
+    opts = EngineOptions(executor="slurm", partition="gpu", gpus_per_cell=1, cpus_per_cell=4, max_parallel=8,
+                         timeout_min=90)
+    monkeypatch.setenv("PATH", str(tmp_path), prepend=os.pathsep)
+    with pytest.raises(MRDError, match="SLURM is not reachable"):
+        if shutil.which("srun"):
+            raise MRDError("SLURM is not reachable (this machine has srun: skip the check)")
+        make_submitit_executor(opts, tmp_path, cells)
+    srun = tmp_path / "srun"
+    srun.write_text("#!/bin/sh\nexit 0\n")
+    srun.chmod(0o755)
+    ex = make_submitit_executor(opts, tmp_path, cells)
+    from submitit.slurm.slurm import _make_sbatch_string
+    script = _make_sbatch_string(command="true", folder=str(tmp_path), **ex._executor.parameters)
+    for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=4", "--mem=4GB", "--time=90"):
+        assert f"#SBATCH {line}" in script, script
+    array = _make_sbatch_string(command="true", folder=str(tmp_path), map_count=20, **ex._executor.parameters)
+    assert "#SBATCH --array=0-19%8" in array   # one job array, at most --max-parallel cells at once
+    with pytest.raises(MRDError, match="partition"):
+        make_submitit_executor(EngineOptions(executor="slurm"), tmp_path, cells)

@@ -144,6 +144,10 @@ def cmd_sweep(args) -> int:
     from .grid import check_names, expand, flags_from_args, grid_id
     cells = expand(_spec_from_args(args), flags_from_args(args))
     check_names(cells)
+    if args.executor != "ray" and args.address:
+        raise MRDError("--address is for Ray; with --executor slurm give --partition")
+    if args.executor == "slurm" and not args.partition:
+        raise MRDError("--executor slurm needs --partition NAME (the SLURM partition to submit the cells to)")
     sweep_dir = Path(args.out or f"results/sweep-{grid_id(cells)}")
     if (sweep_dir / "report.json").exists():
         raise MRDError(f"{sweep_dir} is a run folder, not a sweep folder: give --out a new or a sweep folder")
@@ -151,8 +155,6 @@ def cmd_sweep(args) -> int:
                          memory_per_cell_gb=args.memory_per_cell,
                          gpus_per_cell=args.gpus_per_cell, max_parallel=args.max_parallel, partition=args.partition,
                          timeout_min=args.timeout_min)
-    if args.executor != "ray" and args.address:
-        raise MRDError("--address is for Ray; with --executor slurm give --partition")
     wandb = None
     if args.wandb:
         from .tracking import check_wandb
