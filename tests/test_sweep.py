@@ -73,6 +73,19 @@ def test_cell_plan_skip_resume_restart(tmp_path, monkeypatch):
     for status in ("done", "stopped_early"):
         (run / "report.json").write_text(json.dumps({"status": status}))
         assert cellmod.plan(run) == "skip"
+    # a cell that runs right now (its marker fresh, its process alive) is left alone; a dead one's marker is stale
+    (run / "report.json").write_text(json.dumps({"status": "running"}))
+    cellmod.marker(run).parent.mkdir()
+    cellmod.marker(run).write_text(json.dumps({"host": os.uname().nodename, "pid": os.getpid()}))
+    assert cellmod.plan(run) == "busy"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    cellmod.marker(run).write_text(json.dumps({"host": os.uname().nodename, "pid": dead.pid}))
+    assert cellmod.plan(run) == "restart"
+    cellmod.marker(run).write_text(json.dumps({"host": "another-node", "pid": 1}))
+    assert cellmod.plan(run) == "busy"
+    os.utime(cellmod.marker(run), (time.time() - 600, time.time() - 600))
+    assert cellmod.plan(run) == "restart"
     assert cellmod._set_aside(run).name == "blob-constant-mae.attempt-1" and not run.exists()
 
 
@@ -145,6 +158,7 @@ def test_sweep_resumes_after_being_killed(tmp_path):
     assert {r["status"] for r in rows} == {"done"} and len(rows) == 2
     r = subprocess.run(_sweep_cmd(out), env=_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "0 to run" in r.stderr, r.stderr[-2000:]
+    assert not list((out / "logs").glob("*.running"))
 
 
 @pytest.fixture(scope="module")

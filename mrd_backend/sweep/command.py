@@ -111,9 +111,11 @@ def run_sweep(cells, sweep_dir: Path, opts, wandb: dict | None = None, quiet=Fal
     plans = {c.name: plan(sweep_dir / c.name) for c in cells}
     state = {"version": SWEEP_VERSION, "kind": "mrd-sweep", "started": time.time(),
              "cells": {c.name: {**c.to_dict(), "action": plans[c.name]} for c in cells}}
-    todo = [c for c in cells if plans[c.name] != "skip"]
+    todo = [c for c in cells if plans[c.name] not in ("skip", "busy")]
     log = (lambda *a: None) if quiet else (lambda m: print(m, file=sys.stderr))
-    log(f"mrd sweep: {len(cells)} cells in {sweep_dir}: {len(cells) - len(todo)} finished, {len(todo)} to run"
+    busy = sum(p == "busy" for p in plans.values())
+    log(f"mrd sweep: {len(cells)} cells in {sweep_dir}: {len(cells) - len(todo) - busy} finished, "
+        f"{busy} running elsewhere, {len(todo)} to run"
         + "".join(f"\n  {c.name}: {plans[c.name]}" for c in cells if plans[c.name] not in ("skip", "fresh")))
     if dry_run:
         for c in cells:
@@ -122,6 +124,8 @@ def run_sweep(cells, sweep_dir: Path, opts, wandb: dict | None = None, quiet=Fal
     for c in cells:
         if plans[c.name] == "skip":
             state["cells"][c.name]["status"] = "done (earlier)"
+        elif plans[c.name] == "busy":
+            state["cells"][c.name]["status"] = "running elsewhere (rerun when it has ended)"
     if todo:
         task_kw = {"wandb": wandb} if wandb else {}
         progress = Progress(todo, sweep_dir, state, quiet)
