@@ -105,7 +105,7 @@ def write_state(sweep_dir: Path, state: dict) -> None:
 def run_sweep(cells, sweep_dir: Path, opts, wandb: dict | None = None, quiet=False, dry_run=False) -> dict:
     """Runs the cells that are not finished on the engine, then writes the aggregates. Returns sweep.json's state."""
     from .aggregate import write_aggregates
-    from .cell import plan
+    from .cell import marker, plan
     from .engines import run_cells
     sweep_dir.mkdir(parents=True, exist_ok=True)
     plans = {c.name: plan(sweep_dir / c.name) for c in cells}
@@ -124,6 +124,7 @@ def run_sweep(cells, sweep_dir: Path, opts, wandb: dict | None = None, quiet=Fal
     for c in cells:
         if plans[c.name] == "skip":
             state["cells"][c.name]["status"] = "done (earlier)"
+            marker(sweep_dir / c.name).unlink(missing_ok=True)   # left by a worker killed just after its run ended
         elif plans[c.name] == "busy":
             state["cells"][c.name]["status"] = "running elsewhere (rerun when it has ended)"
     if todo:
