@@ -253,14 +253,16 @@ def test_an_unfinished_cell_is_resumed_and_a_failed_one_set_aside(tmp_path):
     rep = json.loads((tmp_path / "blob-studio-mae" / "report.json").read_text())
     assert [s["step"] for s in rep["steps"]] == [0, 1, 2] and rep["resumed"]
     assert cellmod.run_cell(cell, str(tmp_path))["action"] == "skip"
-    # no checkpoint (e.g. killed before its first step): set aside, then a fresh run
+    # no checkpoint (e.g. killed before its first step): set aside with its files, then a new run from scratch
+    # (here one that stops at once on bad input, exit status 2: the cell stays unfinished)
     broken = tmp_path / "knot-constant-mae"
     broken.mkdir()
     (broken / "report.json").write_text(json.dumps({"status": "running"}))
     cell = {"name": "knot-constant-mae", "scene": "knot", "envmap": "constant", "model": "mae",
-            "flags": {"epochs": 1, "dims": [32], "nviews": 2, "spp": 2, "no-evidence": True}}
+            "flags": {"epochs": 1, "dims": [32], "nviews": 2, "spp": 0}}
     res = cellmod.run_cell(cell, str(tmp_path))
-    assert res["action"] == "restart" and res["status"] == "done", res
+    assert res["action"] == "restart" and res["returncode"] == 2 and res["exit"] == "bad input", res
+    assert res["status"] != "done" and "spp" in Path(res["log"]).read_text()
     assert json.loads((tmp_path / "knot-constant-mae.attempt-1" / "report.json").read_text())["status"] == "running"
 
 
