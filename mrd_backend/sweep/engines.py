@@ -59,7 +59,12 @@ def run_with_ray(cells: list, sweep_dir: Path, opts: EngineOptions, on_result: C
     t0 = time.perf_counter()
     if opts.address:
         # a cluster: mrd must be installed on its nodes (the same version); the sweep folder on a shared disk
-        ray.init(address=opts.address, runtime_env={"env_vars": env_vars}, log_to_driver=False)
+        try:
+            ray.init(address=opts.address, runtime_env={"env_vars": env_vars}, log_to_driver=False)
+        except ConnectionError as exc:
+            raise MRDError(f"cannot join the Ray cluster at {opts.address} ({str(exc).splitlines()[0]}): check the "
+                           "address (`ray status` on the head) and that this machine has the cluster's auth token "
+                           "(Ray's token authentication, docs/sweeps.md)") from None
     else:
         num_cpus = None
         if opts.max_parallel:
