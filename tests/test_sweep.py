@@ -142,7 +142,10 @@ def test_sweep_resumes_after_being_killed(tmp_path):
             time.sleep(0.5)
         assert done, f"no cell finished: {proc.stdout.read() if proc.poll() is not None else ''}"
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it had ended on its own
+            pass
         proc.wait()
     first = done[0]
     other = ({"blob-constant-mae", "knot-constant-mae"} - {first}).pop()

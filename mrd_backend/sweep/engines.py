@@ -69,8 +69,9 @@ def run_with_ray(cells: list, sweep_dir: Path, opts: EngineOptions, on_result: C
         num_cpus = None
         if opts.max_parallel:
             num_cpus = max(opts.cpus_per_cell, opts.max_parallel * opts.cpus_per_cell)
+        # address="local": always a new instance of our own, never a cluster that `ray start` left on this machine.
         # A small object store: cells pass only file names, never arrays.
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 2 ** 20,
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 2 ** 20,
                  runtime_env={"env_vars": env_vars}, configure_logging=False)
     init_s = time.perf_counter() - t0
     res = ray.cluster_resources()
