@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import RunConfig, gradient_spp, integrator_settings
+from .config import RunConfig, gradient_spp, integrator_settings, target_seed, view_seed
 from .errors import Cancelled, InternalError, MRDError
 from .guiding import steady_guiding
 from .profile import Profile
 from .run import REPORT_VERSION, RunFolder, default_out, grid
+from .seeds import EVALUATE, TURNTABLE, render_seed
 
 
 @dataclass
@@ -111,18 +112,26 @@ class Run:
     def __init__(self, cfg: RunConfig, target=None, start=None, log=print, folder=None, checkpoint=None):
         from . import material_scenes
         from .objectives import objective_class
+        from .preflight import check_inputs
         from .scenes import load_scene
 
+        start = check_inputs(cfg, target, start)  # bad input: one line now, before set-up and any run folder
         self.log = log
         native = objective_class(cfg.model).native_size
         is_material = cfg.scene in material_scenes.names() or cfg.mode == "material"
         self.cfg = cfg.resolved(is_material, native)
         c = self.cfg
-        self.spec = target if target is not None else load_scene(c.scene, c.envmap, c.views, c.width)
+        self.spec = target if target is not None else load_scene(c.scene, c.envmap, c.views, c.width, up=c.up)
         rig = self.spec.cameras
         if not rig.matrices:
             rig.n_views = c.views
         rig.width, rig.height = c.width, c.height
+        if c.camera_distance is not None:      # --camera-distance / --profile research
+            rig.distance = float(c.camera_distance)
+        if c.camera_target == "origin":
+            rig.center = (0.0, 0.0, 0.0)
+        if c.env_rotation is not None:         # --env-rotation / --profile research (-90: the research's frame)
+            self.spec.environment.rotation_z = float(c.env_rotation)
         self.start = start
         self.profile = Profile()
         self.steps: list[dict] = []
@@ -152,10 +161,14 @@ class Run:
         from .scenes import load_target_mesh
         if self.start is not None:
             v, f = self.start
+        elif self.cfg.start == "icosphere" and self.cfg.start_placement == "origin":
+            v, f = icosphere(self.cfg.start_subdivisions)   # research: ico_10k.ply at the origin, its file scale
         elif self.cfg.start == "icosphere":
             center, radius = self.spec.bounds()
             v, f = icosphere(self.cfg.start_subdivisions)
             v = (v * 0.7 * radius + center).astype(np.float32)
+        elif self.cfg.start == "target":  # the reconstruction control: start at the answer
+            v, f = self.spec.vertices, self.spec.faces
         else:
             v, f = load_target_mesh(self.cfg.start)
         check_mesh(v, f, "start mesh", closed=True)
@@ -167,6 +180,9 @@ class Run:
         from .variant import mitsuba
         mi = self.mi = mitsuba()
         c, spec = self.cfg, self.spec
+        if c.deterministic:
+            from .determinism import make_deterministic
+            make_deterministic(self.log)
         self.objective = self._objective()  # before any rendering: missing weights stop here
         if c.mode == "shape" or spec.integrator is None:
             from .material import DEFAULT_INTEGRATOR  # material runs on objects without one: a path tracer
@@ -186,7 +202,7 @@ class Run:
         # Targets: rendered once, tone-mapped, their features computed once per view and cached.
         with self.profile("targets"):
             tscene = spec.load()
-            self.target_images = [to_ldr(mi.render(tscene, sensor=s, spp=c.spp, seed=c.seed + 7919 * i))
+            self.target_images = [to_ldr(mi.render(tscene, sensor=s, spp=c.spp, seed=target_seed(c, i)))
                                   for i, s in enumerate(self.sensors)]
             self.target_np = [np.asarray(t) for t in self.target_images]
             self.target_features = [self.objective.prepare(t) for t in self.target_images]
@@ -240,11 +256,12 @@ class Run:
         n = len(self.sensors)
         losses, sims, images = [], [], []
         for i, sensor in enumerate(self.sensors):
-            seed = c.seed + 1 + 2 * (epoch * n + i)  # fresh noise every step, never the target's seed
+            seed = view_seed(c, epoch, i, n)  # fresh noise every step, never a target's (research profile: seed * view)
             with self.profile("apply"):
                 P.apply()
             img = self.render(sensor, seed)
-            img2 = self.render(sensor, seed + 1) if obj.renders_per_view == 2 else None
+            img2 = self.render(sensor, view_seed(c, epoch, i, n, second=True)) \
+                if obj.renders_per_view == 2 else None
             with self.profile("objective"):
                 loss = _flat(obj.loss(img, self.target_features[i], img2))
                 reg = P.regularization()
@@ -266,17 +283,20 @@ class Run:
         loss = float(np.mean([float(dr.detach(x)[0]) for x in losses]))
         return loss, float(np.mean(sims)), images
 
-    def evaluate(self, spp=None, seed=10_000) -> tuple[list[np.ndarray], list[float], float]:
+    def evaluate(self, spp=None) -> tuple[list[np.ndarray], list[float], float]:
         """Renders the current state from every view (no gradients): images, per-view similarity, mean loss."""
         import drjit as dr
         from .tonemap import to_ldr
         with dr.suspend_grad():
             self.P.apply()
             images, sims, losses = [], [], []
+            n = len(self.sensors)
             for i, s in enumerate(self.sensors):
-                img = to_ldr(self.mi.render(self.scene, self.params, sensor=s, spp=spp or self.cfg.spp, seed=seed + i))
+                img = to_ldr(self.mi.render(self.scene, self.params, sensor=s, spp=spp or self.cfg.spp,
+                                            seed=render_seed(EVALUATE, i, self.cfg.seed)))
                 img2 = to_ldr(self.mi.render(self.scene, self.params, sensor=s, spp=spp or self.cfg.spp,
-                                             seed=seed + 5000 + i)) if self.objective.renders_per_view == 2 else None
+                                             seed=render_seed(EVALUATE, n + i, self.cfg.seed))) \
+                    if self.objective.renders_per_view == 2 else None
                 losses.append(float(_flat(self.objective.loss(img, self.target_features[i], img2))[0]))
                 sims.append(self.objective.similarity(self.target_features[i]))
                 images.append(np.asarray(img))
@@ -554,11 +574,12 @@ class Run:
             out[f"forward_{name}"] = self.folder.rel(p)
         return out
 
-    def _render_all(self, scene, sensors, spp=None, seed=20_000, params=None):
+    def _render_all(self, scene, sensors, spp=None, params=None, stream=TURNTABLE, first=0):
         import drjit as dr
         from .tonemap import to_ldr
         with dr.suspend_grad():
-            return [np.asarray(to_ldr(self.mi.render(scene, params, sensor=s, spp=spp or self.cfg.spp, seed=seed + i)))
+            return [np.asarray(to_ldr(self.mi.render(scene, params, sensor=s, spp=spp or self.cfg.spp,
+                                                     seed=render_seed(stream, first + i, self.cfg.seed))))
                     for i, s in enumerate(sensors)]
 
     def _masks(self, spec, sensors, vertices=None, faces=None):
@@ -567,6 +588,7 @@ class Run:
         m = copy.copy(spec)
         m.integrator = {"type": "aov", "aovs": "dd:depth"}
         m.extras = {k: v for k, v in spec.extras.items() if "light" in k or "emitter" in k}
+        m.lights = [x for x in spec.lights if not x.is_visible_shape()]  # an area lamp is no part of the object
         scene = m.load(vertices=vertices, faces=faces) if vertices is not None else m.load()
         return [np.asarray(self.mi.render(scene, sensor=s, spp=1))[..., -1] > 0 for s in sensors]
 
@@ -589,45 +611,15 @@ class Run:
 
         from .tonemap import to_uint8
         for name, scene, params in (("turntable", self.scene, self.params), ("turntable_target", self.spec.load(), None)):
-            imgs = self._render_all(scene, sensors, params=params)
+            imgs = self._render_all(scene, sensors, params=params, first=0 if params is not None else frames)
             iio.imwrite(self.folder.path / "renders" / f"{name}.gif", np.stack([to_uint8(i) for i in imgs]),
                         extension=".gif", duration=120, loop=0)
 
     def _end_of_run_evidence(self):
-        c, spec = self.cfg, self.spec
-        if c.turntable_frames > 0:
-            with self.profile("turntable"):
-                self._turntable(c.turntable_frames)
-        if not c.evidence:
-            return
-        from .evidence import EvidenceInputs, end_of_run, find_null
-        from .evidence.heldout import control_spec, heldout_rig
-        with self.profile("evidence"):
-            control = self._render_all(control_spec(spec).load(), self.sensors)
-            rig = heldout_rig(spec)
-            ho_t = ho_r = None
-            if rig is not None:
-                ho_sensors = spec.sensors(rig, spp=c.spp)
-                ho_t = self._render_all(spec.load(), ho_sensors)
-                ho_r = self._render_all(self.scene, ho_sensors, params=self.params)
-            masks = ho_masks = None
-            if c.masks:
-                masks = self._masks(spec, self.sensors)
-                ho_masks = self._masks(spec, ho_sensors) if rig is not None else None
-            st = self.final_state if c.mode == "shape" else None
-            ev = end_of_run(EvidenceInputs(
-                objective=self.objective, target_images=self.target_np, result_images=self.final_images,
-                control_images=control, heldout_target_images=ho_t, heldout_result_images=ho_r, masks=masks,
-                heldout_masks=ho_masks, target_mesh=(spec.vertices, spec.faces) if st else None,
-                result_mesh=(st["vertices"], st["faces"]) if st else None,
-                null=find_null(spec.name, spec.environment.name, c.model, self.objective.weights_used),
-                run_dir=self.folder.path, panel_models=self.panel_models,
-                panel_weights=c.weights,
-                weights_dir=c.weights_dir, preprocess=c.preprocess,
-                target_features=None if c.masks else self.target_features, scene=spec.name,
-                envmap=spec.environment.name, seed=c.seed, log=self.log,
-                **({"panel": self.panel_built} if getattr(self, "panel_built", None) is not None else {})))
-        self.extra["evidence"] = ev
+        from .evidence.for_run import end_of_run_for
+        ev = end_of_run_for(self)  # turntable, control and held-out renders, the verdict (evidence/for_run.py)
+        if ev is not None:
+            self.extra["evidence"] = ev
 
     def _plots(self):
         from .plots import curves_png, optimization_gif

@@ -18,7 +18,9 @@ Protocol 1 (stdout, one JSON object a line, UTF-8; everything else the backend p
      "final_mesh": "meshes/final.ply", "steps": 13, "seconds": ...}
     {"event": "error", "message": "one line", "out": ... or null}
 
-Every path in an event is relative to `out` (the run folder). Each step's arrays are written to one .npz file
+Every path in an event is relative to `out` (the run folder), which is the one `hello` names: a config `out` that
+holds an earlier run gets a fresh `NAME-2` folder, one holding other files a `mrd-run-TIME` sub-folder (the rules of
+mrd_backend.run.choose_run_folder), and every file of the run, steps/ included, goes there. Each step's arrays are written to one .npz file
 atomically (a temporary name, then a rename) before its event is printed, so a client never reads half a file:
 `vertices` (V, 3) float32 every step of a shape run; `faces` (F, 3) int32 only in the first step of each topology
 (the start, and after each remesh: `topology` counts them, `faces` names the file that holds them); `render` uint8
@@ -121,11 +123,20 @@ class StopFlag:
                 pass
 
     def _watch_stdin(self, exit_on_eof):
+        # Raw bytes from fd 0, decoded leniently: a line that is not UTF-8 is noise, not the end of the connection
+        # (and no buffered reader whose lock this daemon thread could hold when the interpreter shuts down).
+        pending = b""
         try:
-            for line in sys.stdin:
-                if line.strip().lower() in ("stop", "cancel", "quit"):
-                    self.reason = self.reason or "stop requested on stdin"
-        except (OSError, ValueError):
+            fd = sys.stdin.fileno()
+            while True:
+                chunk = os.read(fd, 4096)
+                *lines, pending = (pending + chunk).split(b"\n") if chunk else (pending, b"")
+                for line in lines:
+                    if line.decode("utf-8", "replace").strip().lower() in ("stop", "cancel", "quit"):
+                        self.reason = self.reason or "stop requested on stdin"
+                if not chunk:
+                    break
+        except (OSError, ValueError, AttributeError):  # no stdin, or one without a file descriptor
             pass
         if exit_on_eof:
             self.reason = self.reason or "the client closed the connection"
@@ -226,24 +237,32 @@ def run(args, stream: Stream) -> int:
 
     from .config import RunConfig
     from .errors import MRDError
+    from .run import choose_run_folder
     from .spec_io import load_spec
 
     out = None
     try:
         try:
-            config = json.loads(Path(args.config).read_text())
+            config = json.loads(Path(args.config).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise MRDError(f"config file {args.config} does not exist") from None
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise MRDError(f"config file {args.config} is not valid JSON ({exc})") from None
+        if not isinstance(config, dict):
+            raise MRDError(f"config file {args.config} must hold one JSON object of settings, "
+                           f"not a {type(config).__name__}")
         if args.out:
             config["out"] = args.out
         if not config.get("out"):
             raise MRDError("the config names no run folder: set \"out\" or pass --out")
-        out = Path(config["out"]).resolve()
-        out.mkdir(parents=True, exist_ok=True)
-        config["out"] = str(out)
-        cfg = RunConfig.from_dict(config)
+        cfg = RunConfig.from_dict(config)  # wrong types and values: one clear line, before anything is written
+        # The one folder for all of this run's files (steps/ too): an earlier run's folder gives a fresh `-2` one.
+        out = choose_run_folder(cfg.out).resolve()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MRDError(f"cannot create the run folder {out} ({exc.strerror or exc})") from None
+        cfg.out = str(out)
         stop = StopFlag(out, args.exit_on_eof)
         stream.emit("hello", protocol=PROTOCOL, pid=os.getpid(), python=".".join(map(str, sys.version_info[:3])),
                     out=str(out), epochs=int(cfg.epochs), mode=cfg.mode, model=cfg.model)
