@@ -95,7 +95,8 @@ def _fake_report(d: Path, status="done", sim=(0.5, 0.8), outcome="metamer", seed
         "status": status, "mode": "shape", "seconds": 3.0, "weights": "pretrained", "config": {"seed": seed},
         "similarity": {"start": sim[0], "end": sim[1]}, "chamfer": {"start": 0.01, "end": 0.005},
         "steps": [{"step": 0, "similarity": sim[0]}, {"step": 1, "similarity": sim[1]}],
-        "evidence": {"verdict": {"outcome": outcome, "bayes": {"bf_plus0": 12.0}},
+        "evidence": {"verdict": {"outcome": outcome, "deciding": {"heldout_similarity": 0.9, "ceiling": 0.95}},
+                     "research": {"bayes": {"bf_plus0": 12.0}},
                      "null": {"target_resample": 0.95, "percentile": 90.0}}}))
 
 
@@ -110,6 +111,7 @@ def test_aggregates_with_seeds(tmp_path):
     rows = list(csv.DictReader(open(paths["csv"])))
     assert [r["cell"] for r in rows] == [c["name"] for c in cells]
     assert rows[0]["outcome"] == "metamer" and float(rows[0]["noise_ceiling"]) == 0.95
+    assert float(rows[0]["heldout_similarity"]) == 0.9 and float(rows[0]["bf_plus0"]) == 12.0
     assert rows[-1]["status"] == "not started" and rows[-1]["similarity_end"] == ""
     text = paths["html"].read_text()
     assert "95 % CI" in text and text.count("data:image/png;base64,") == 6
