@@ -115,7 +115,7 @@ def run_sweep(cells, sweep_dir: Path, opts, wandb: dict | None = None, quiet=Fal
     log = (lambda *a: None) if quiet else (lambda m: print(m, file=sys.stderr))
     busy = sum(p == "busy" for p in plans.values())
     log(f"mrd sweep: {len(cells)} cells in {sweep_dir}: {len(cells) - len(todo) - busy} finished, "
-        f"{busy} running elsewhere, {len(todo)} to run"
+        + (f"{busy} running elsewhere, " if busy else "") + f"{len(todo)} to run"
         + "".join(f"\n  {c.name}: {plans[c.name]}" for c in cells if plans[c.name] not in ("skip", "fresh")))
     if dry_run:
         for c in cells:
