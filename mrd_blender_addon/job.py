@@ -21,7 +21,7 @@ from . import apply, client, export, preferences, properties
 CURRENT = None   # the running Job (one at a time)
 LAST = None      # the last finished Job (the panel shows its outcome)
 TICK = 0.1       # seconds between timer calls while a run goes
-CANCEL_UI_SECONDS = 2.0   # after Cancel, the UI waits this long for the worker's last step, then lets go of it
+CANCEL_UI_SECONDS = 1.0   # after Cancel, the UI waits this long for the worker's last step, then lets go of it
 WARMUP_STEPS = 2          # steps left out of the time-left estimate (start-up, kernel compilation)
 
 
@@ -404,14 +404,15 @@ class Job:
             parts.append(f"{_duration(left)} left" if left is not None else "estimating time left")
         return "  ".join(parts)
 
-    def summary(self) -> str:
-        where = f" in {self.run_dir}" if self.run_dir else ""
+    def summary(self, files: bool = True) -> str:
+        """One line on the outcome; `files=False` leaves out the run folder (the panel names it apart)."""
+        where = f" in {self.run_dir}" if self.run_dir and files else ""
         if self.status == "failed":
             return f"MRD failed: {self.message}" + (f" (results so far{where})" if self.step is not None else "")
         result = f"; result: {self.writer.name}" if self.writer is not None else ""
         sim = f", similarity {self.similarity:.3f}" if self.similarity is not None else ""
         n = 0 if self.step is None else self.step + 1
-        return f"MRD {self.status}: {n}/{self.epochs} steps{sim}{result}; files{where}"
+        return f"MRD {self.status}: {n}/{self.epochs} steps{sim}{result}" + (f"; files{where}" if where else "")
 
     def _print(self, text, error=False):
         print(text, file=sys.stderr if error else sys.stdout, flush=True)
