@@ -66,6 +66,7 @@ while j.active and time.time() - t0 < 300:
     if j.step is not None and j.step >= 1 and j.status == "running":
         j.cancel()
     time.sleep(0.05)
+j.worker.proc.wait(300)   # the UI lets go of a cancelled run at once; the backend then finishes its files
 report = json.loads((j.run_dir / "report.json").read_text())
 res = bpy.data.objects[ob.name + ".metamer"]
 keys = [k.name for k in bpy.data.objects[ob.name + ".metamer steps.00"].data.shape_keys.key_blocks]
