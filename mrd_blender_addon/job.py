@@ -83,6 +83,7 @@ class Job:
         self.finish_time = None               # when the last step (or a cancel) arrived: the finishing phase
         self.resumed = False
         self.phase: dict | None = None        # the backend's own phase event (e.g. evidence), if it sends one
+        self.output_root: Path | None = None  # the Output folder every run folder must lie in
 
     # -- start --------------------------------------------------------------------------------------------
     @classmethod
@@ -139,6 +140,7 @@ class Job:
             raise JobError(f"cannot write the run folder {run_dir}: {exc.strerror or exc}; choose another Output "
                            "folder") from None
         job.run_dir, job.epochs, job.start_mesh = run_dir, int(cfg["epochs"]), start
+        job.output_root = output_root(settings)
         job._keep_every = settings.keep_every
         job.worker = client.Worker(python, run_dir, inputs / "scene.npz", inputs / "config.json",
                                    inputs / "start.npz" if start is not None else None,
@@ -174,12 +176,14 @@ class Job:
             status = json.loads((run_dir / "report.json").read_text()).get("status")
         except (OSError, ValueError):
             status = None
-        if status not in ("cancelled", None):
-            raise JobError(f"the run in {run_dir} is {status}, not cancelled: only a cancelled run can be resumed")
+        if status in ("done", "stopped_early"):
+            raise JobError(f"the run in {run_dir} has ended ({status}): only a cancelled (or crashed) run can be "
+                           "resumed")
         result = next((o for o in bpy.data.objects if o.get("mrd_role") == "result" and o.get("mrd_run")
                        and Path(str(o["mrd_run"])).resolve() == run_dir), None)
         job = cls()
         job.run_dir, job.resumed = run_dir, True
+        job.output_root = output_root(context.scene.mrd)
         job.mode = cfg.get("mode", "shape")
         job.epochs = int(cfg.get("epochs", 0))
         job.target_name = str(result.get("mrd_target", "")) if result is not None else ""
@@ -234,6 +238,8 @@ class Job:
             kind = ev.get("event")
             if kind == "hello":
                 self.epochs = int(ev.get("epochs") or self.epochs)
+                if not self._follow_out(ev.get("out")):
+                    break
             elif kind == "log":
                 self.last_log = str(ev.get("message", ""))
                 if bpy.app.background:
@@ -247,6 +253,23 @@ class Job:
                 self._finish(ev.get("status", "done"), "")
             elif kind == "error":
                 self._finish("failed", str(ev.get("message", "the backend failed")))
+
+    def _follow_out(self, out) -> bool:
+        """The worker may write into another folder than the one asked for (the backend keeps an earlier run's
+        folder and picks a fresh one): follow it, if it is inside the Output folder; else stop the run."""
+        if not out or self.run_dir is None or Path(out).resolve() == Path(self.run_dir).resolve():
+            return True
+        try:
+            new = client.confined_run_folder(out, self.output_root or self.run_dir.parent)
+        except RuntimeError as exc:
+            if self.worker is not None:
+                self.worker.terminate(grace=1)
+            self._finish("failed", f"the backend chose another run folder: {exc}")
+            return False
+        self.run_dir = new
+        if self.writer is not None:
+            self.writer.run_dir = str(new)
+        return True
 
     def _step(self, ev, live):
         t0 = time.perf_counter()
