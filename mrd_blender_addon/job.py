@@ -21,7 +21,7 @@ from . import apply, client, export, preferences, properties
 CURRENT = None   # the running Job (one at a time)
 LAST = None      # the last finished Job (the panel shows its outcome)
 TICK = 0.1       # seconds between timer calls while a run goes
-CANCEL_UI_SECONDS = 2.0   # after Cancel, the UI waits this long for the worker's last step, then lets go of it
+CANCEL_UI_SECONDS = 1.0   # after Cancel, the UI waits this long for the worker's last step, then lets go of it
 WARMUP_STEPS = 2          # steps left out of the time-left estimate (start-up, kernel compilation)
 
 
@@ -83,6 +83,7 @@ class Job:
         self.finish_time = None               # when the last step (or a cancel) arrived: the finishing phase
         self.resumed = False
         self.phase: dict | None = None        # the backend's own phase event (e.g. evidence), if it sends one
+        self.output_root: Path | None = None  # the Output folder every run folder must lie in
 
     # -- start --------------------------------------------------------------------------------------------
     @classmethod
@@ -139,6 +140,7 @@ class Job:
             raise JobError(f"cannot write the run folder {run_dir}: {exc.strerror or exc}; choose another Output "
                            "folder") from None
         job.run_dir, job.epochs, job.start_mesh = run_dir, int(cfg["epochs"]), start
+        job.output_root = output_root(settings)
         job._keep_every = settings.keep_every
         job.worker = client.Worker(python, run_dir, inputs / "scene.npz", inputs / "config.json",
                                    inputs / "start.npz" if start is not None else None,
@@ -174,12 +176,14 @@ class Job:
             status = json.loads((run_dir / "report.json").read_text()).get("status")
         except (OSError, ValueError):
             status = None
-        if status not in ("cancelled", None):
-            raise JobError(f"the run in {run_dir} is {status}, not cancelled: only a cancelled run can be resumed")
+        if status in ("done", "stopped_early"):
+            raise JobError(f"the run in {run_dir} has ended ({status}): only a cancelled (or crashed) run can be "
+                           "resumed")
         result = next((o for o in bpy.data.objects if o.get("mrd_role") == "result" and o.get("mrd_run")
                        and Path(str(o["mrd_run"])).resolve() == run_dir), None)
         job = cls()
         job.run_dir, job.resumed = run_dir, True
+        job.output_root = output_root(context.scene.mrd)
         job.mode = cfg.get("mode", "shape")
         job.epochs = int(cfg.get("epochs", 0))
         job.target_name = str(result.get("mrd_target", "")) if result is not None else ""
@@ -234,6 +238,8 @@ class Job:
             kind = ev.get("event")
             if kind == "hello":
                 self.epochs = int(ev.get("epochs") or self.epochs)
+                if not self._follow_out(ev.get("out")):
+                    break
             elif kind == "log":
                 self.last_log = str(ev.get("message", ""))
                 if bpy.app.background:
@@ -247,6 +253,23 @@ class Job:
                 self._finish(ev.get("status", "done"), "")
             elif kind == "error":
                 self._finish("failed", str(ev.get("message", "the backend failed")))
+
+    def _follow_out(self, out) -> bool:
+        """The worker may write into another folder than the one asked for (the backend keeps an earlier run's
+        folder and picks a fresh one): follow it, if it is inside the Output folder; else stop the run."""
+        if not out or self.run_dir is None or Path(out).resolve() == Path(self.run_dir).resolve():
+            return True
+        try:
+            new = client.confined_run_folder(out, self.output_root or self.run_dir.parent)
+        except RuntimeError as exc:
+            if self.worker is not None:
+                self.worker.terminate(grace=1)
+            self._finish("failed", f"the backend chose another run folder: {exc}")
+            return False
+        self.run_dir = new
+        if self.writer is not None:
+            self.writer.run_dir = str(new)
+        return True
 
     def _step(self, ev, live):
         t0 = time.perf_counter()
@@ -404,14 +427,15 @@ class Job:
             parts.append(f"{_duration(left)} left" if left is not None else "estimating time left")
         return "  ".join(parts)
 
-    def summary(self) -> str:
-        where = f" in {self.run_dir}" if self.run_dir else ""
+    def summary(self, files: bool = True) -> str:
+        """One line on the outcome; `files=False` leaves out the run folder (the panel names it apart)."""
+        where = f" in {self.run_dir}" if self.run_dir and files else ""
         if self.status == "failed":
             return f"MRD failed: {self.message}" + (f" (results so far{where})" if self.step is not None else "")
         result = f"; result: {self.writer.name}" if self.writer is not None else ""
         sim = f", similarity {self.similarity:.3f}" if self.similarity is not None else ""
         n = 0 if self.step is None else self.step + 1
-        return f"MRD {self.status}: {n}/{self.epochs} steps{sim}{result}; files{where}"
+        return f"MRD {self.status}: {n}/{self.epochs} steps{sim}{result}" + (f"; files{where}" if where else "")
 
     def _print(self, text, error=False):
         print(text, file=sys.stderr if error else sys.stdout, flush=True)

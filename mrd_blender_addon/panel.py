@@ -14,7 +14,7 @@ class MRDPanel:
 
 
 SIDEBAR_WIDTH = 220   # px: Blender's default sidebar width (UI_SIDEBAR_PANEL_WIDTH), when the region is unknown
-CHAR_WIDTH = 6.5      # px per character of the interface font at scale 1 (about)
+CHAR_WIDTH = 7.0      # px per character of the interface font at scale 1 (a little more than the average)
 
 
 def text_width(context) -> int:
@@ -23,7 +23,7 @@ def text_width(context) -> int:
     width = getattr(region, "width", 0) or SIDEBAR_WIDTH
     scale = getattr(getattr(context, "preferences", None), "view", None)
     scale = getattr(scale, "ui_scale", 1.0) or 1.0
-    return max(12, int((width - 44 * scale) / (CHAR_WIDTH * scale)))
+    return max(12, int((width - 60 * scale) / (CHAR_WIDTH * scale)))   # box margins and an icon
 
 
 def wrapped(layout, text, width, icon="NONE", lines=6):
@@ -50,7 +50,7 @@ class VIEW3D_PT_mrd(MRDPanel, bpy.types.Panel):
             obj = context.active_object
             wrapped(col, f"Active: {obj.name}" if obj is not None else "No active object", width,
                     "OBJECT_DATA" if obj is not None and obj.type == "MESH" else "ERROR", lines=2)
-        col.prop(s, "mode", expand=True)
+        col.row(align=True).prop(s, "mode", expand=True)
         if s.mode == "shape":
             col.prop(s, "start", text="Start")
             if s.start == "object":
@@ -103,7 +103,10 @@ class VIEW3D_PT_mrd(MRDPanel, bpy.types.Panel):
         last = job.LAST
         if last is not None and not running:
             box = layout.box()
-            wrapped(box, last.summary(), width, "ERROR" if last.status == "failed" else "CHECKMARK", lines=8)
+            wrapped(box, last.summary(files=False), width, "ERROR" if last.status == "failed" else "CHECKMARK",
+                    lines=8)
+            if last.run_dir is not None:
+                wrapped(box, f"Run folder: {last.run_dir.name}", width, "FILE_FOLDER", lines=3)
             for w in last.warnings[:4]:
                 wrapped(box, w, width, "ERROR", lines=4)
             for n in last.notes[:6]:

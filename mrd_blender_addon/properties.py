@@ -36,7 +36,7 @@ MODEL_ITEMS = _model_items()
 # labels: the panel shows them as toggles two to a row).
 _material = backend().material
 SHORT = {"base_color": "Base color", "spec_tint": "Spec. tint", "anisotropic": "Anisotropy",
-         "clearcoat_gloss": "Coat gloss", "spec_trans": "Transmission", "eta": "IOR (eta)", "clearcoat": "Clearcoat"}
+         "clearcoat_gloss": "Coat gloss", "spec_trans": "Transmit", "eta": "IOR (eta)", "clearcoat": "Clearcoat"}
 PARAM_ITEMS = [(n, SHORT.get(n, n.replace("_", " ").capitalize()), f"Optimize {n} (Mitsuba principled BSDF)", 1 << i)
                for i, n in enumerate(_material.OPTIMIZABLE)]
 INIT_ITEMS = [(n, n.capitalize(), {"zero": "Textures start at the lowest valid value (research)",

@@ -66,6 +66,7 @@ while j.active and time.time() - t0 < 300:
     if j.step is not None and j.step >= 1 and j.status == "running":
         j.cancel()
     time.sleep(0.05)
+j.worker.proc.wait(300)   # the UI lets go of a cancelled run at once; the backend then finishes its files
 report = json.loads((j.run_dir / "report.json").read_text())
 res = bpy.data.objects[ob.name + ".metamer"]
 keys = [k.name for k in bpy.data.objects[ob.name + ".metamer steps.00"].data.shape_keys.key_blocks]
@@ -250,3 +251,38 @@ result(ret=ret, status=job.LAST.status, mat=mat.name, img=img.name, size=list(im
     assert r["img"] == "Suzanne.metamer base_color" and min(r["size"]) > 1 and r["file"].endswith(".exr")
     assert r["roughness"] == pytest.approx(r["backend_roughness"], abs=1e-6)
     assert not any("could not show" in w for w in r["warnings"])
+
+
+@needs_bpy
+def test_real_run_cancelled_then_resumed_from_blender(tmp_path):
+    r = run_bpy(SCENE + f"""
+import time
+enable()
+ob, _ = build_scene({str(tmp_path)!r}, texture=False)
+s = bpy.context.scene.mrd
+{TINY}
+s.epochs, s.keep_every, s.output_dir = 6, 1, {str(tmp_path / "runs")!r}
+from mrd_blender_addon import job
+j = job.Job.start(bpy.context)
+job.CURRENT = j
+t0 = time.time()
+while j.active and time.time() - t0 < 300:
+    j.tick()
+    if j.step is not None and j.step >= 1 and j.status == "running":
+        j.cancel()
+    time.sleep(0.05)
+j.worker.proc.wait(300)
+job.CURRENT, job.LAST = None, j
+res = bpy.data.objects[ob.name + ".metamer"]
+bpy.context.view_layer.objects.active = res
+first = (res.get("mrd_status"), res.get("mrd_step"))
+ret = list(bpy.ops.mrd.resume())   # background: blocks until the resumed run ends
+report = json.loads((j.run_dir / "report.json").read_text())
+result(ret=ret, first=first, status=job.LAST.status, same=str(job.LAST.run_dir) == str(j.run_dir),
+       after=(res.get("mrd_status"), res.get("mrd_step")), report=report["status"],
+       results=[o.name for o in bpy.data.objects if o.get("mrd_role") == "result"])
+""", timeout=900)
+    assert r["first"][0] == "cancelled" and r["first"][1] < 5, r["_stdout"][-3000:]
+    assert r["ret"] == ["FINISHED"] and r["status"] == "done" and r["same"], r["_stdout"][-3000:]
+    assert r["after"] == ["done", 5] and r["report"] == "done"     # the same result followed it to the end
+    assert r["results"] == ["Suzanne.metamer"]
