@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from . import seeds
 from .errors import MRDError
 
 RESEARCH_REMESH = [5, 25, 50, 100, 150, 250, 350, 450]
@@ -26,6 +30,7 @@ class RunConfig:
     height: int | None = None
     spp: int = 64
     seed: int = 42
+    deterministic: bool = False        # one Dr.Jit thread: the same seed gives the same run (determinism.py)
     epochs: int = 500
     lr: float | None = None
     step_lambda: float | None = None   # Large Steps lambda (-l)
@@ -39,8 +44,9 @@ class RunConfig:
     min_delta: float | None = None     # research: 1e-5 shape, 1e-4 material
     schedule: str | None = None        # per_view (one step per view, research shape) | per_epoch (accumulate)
     integrator: str = "fast"           # fast | research (direct_projective profiles)
-    start: str = "icosphere"           # icosphere | a bundled mesh name | a mesh path (shape runs)
+    start: str = "icosphere"           # icosphere | target (the reconstruction control) | a bundled mesh | a path
     start_subdivisions: int = 5        # level-5 icosphere = 10,242 vertices
+    up: str = "auto"                   # up axis of mesh files: auto (OBJ, glTF: Y, as Blender imports them) | y | z
     weights: str = "pretrained"        # pretrained | untrained | PATH
     weights_dir: str | None = None
     preprocess: str = "correct"        # correct | research
@@ -59,6 +65,10 @@ class RunConfig:
     panel_models: list | None = None   # None: resnet, resnet_sin, vgg, lpips, clip, dino, effnet (those that load)
     evidence: bool = True              # held-out controls, pixel measures, RSA and the verdict at the end
     turntable_frames: int = 12         # result and target turntable GIFs (0 = none)
+    heldout_views: int = 12            # held-out rig of the equivalence test (at least the optimization views)
+    heldout_seeds: int = 2             # render seeds per held-out view (result, ceiling and control each)
+    equivalence_margin: float = 0.5    # TOST margin, a fraction of the noise distance 1 - ceiling (docs/evidence.md)
+    replicates: int = 1                # runs of this configuration with other seeds and start perturbations
     out: str | None = None
     extras: dict = field(default_factory=dict)
     # --profile research and its parts (RUN_PROFILES below); None/"default" = this project's choices
@@ -70,8 +80,14 @@ class RunConfig:
     render_seeds: str = "fresh"        # fresh: new noise every step | research: seed * view, fixed over epochs
     start_placement: str = "fit"       # fit: 0.7 bounding radii at the bbox centre | origin: unit radius at origin
 
+    def __post_init__(self):
+        check_types(self)
+
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
+        if not isinstance(d, dict):
+            raise MRDError(f"a run config must be a JSON object of settings ({{\"epochs\": 100, ...}}), "
+                           f"not a {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -81,11 +97,19 @@ class RunConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> "RunConfig":
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise MRDError(f"config file {path} does not exist") from None
-        except json.JSONDecodeError as exc:
+        except IsADirectoryError:
+            raise MRDError(f"config file {path} is a folder: give the path of a .json file") from None
+        except PermissionError:
+            raise MRDError(f"config file {path} cannot be read (permission denied)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise MRDError(f"config file {path} is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise MRDError(f"config file {path} holds a JSON {type(data).__name__}: it must hold one object of "
+                           "settings, e.g. {\"epochs\": 100, \"lr\": 0.05}")
+        return cls.from_dict(data)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,6 +143,12 @@ class RunConfig:
         for name in ("views", "width", "height", "spp", "epochs"):
             if int(getattr(c, name)) < 1:
                 raise MRDError(f"{name} must be at least 1 (got {getattr(c, name)})")
+        for name in ("heldout_views", "heldout_seeds", "replicates"):
+            if int(getattr(c, name)) < 1:
+                raise MRDError(f"{name.replace('_', '-')} must be at least 1 (got {getattr(c, name)})")
+        if not 0 < float(c.equivalence_margin) <= 10:
+            raise MRDError(f"--margin must be in (0, 10], a fraction of the noise distance 1 - ceiling "
+                           f"(got {c.equivalence_margin})")
         if c.lr <= 0:
             raise MRDError(f"learning rate must be positive (got {c.lr})")
         if c.schedule not in ("per_view", "per_epoch"):
@@ -132,6 +162,100 @@ class RunConfig:
         if c.camera_distance is not None and not c.camera_distance > 0:
             raise MRDError(f"camera distance must be positive (got {c.camera_distance})")
         return c
+
+
+# What each setting must be, so that the CLI, the worker and the Python API reject the same bad values with the
+# same one line (before any rendering). Kinds: str, int, float, bool, ints, strs, dict; "?" = None allowed.
+FIELD_KINDS = {
+    "scene": "path", "envmap": "path", "model": "str", "mode": "str?", "views": "int?", "width": "int?",
+    "height": "int?", "spp": "int", "seed": "int", "deterministic": "bool", "epochs": "int", "lr": "float?",
+    "step_lambda": "float?", "remesh": "ints?", "remesh_decay": "float", "reg_laplacian": "float",
+    "reg_edge": "float", "reg_area": "float", "reg_arap": "float", "patience": "int", "min_delta": "float?",
+    "schedule": "str?", "integrator": "str", "start": "path", "start_subdivisions": "int", "up": "str", "weights": "path",
+    "weights_dir": "path?", "preprocess": "str", "classify": "bool", "class_index": "int?", "alpha": "float",
+    "params": "strs?", "init": "path", "texture_size": "ints?", "masks": "bool", "forward": "bool",
+    "log_every": "int", "render_every": "int?", "mesh_every": "int", "panel_every": "int", "panel_models": "strs?",
+    "evidence": "bool", "turntable_frames": "int", "out": "path?", "extras": "dict",
+    "profile": "str?", "camera_distance": "float?", "camera_target": "str", "env_rotation": "float?",
+    "target_seeds": "str", "render_seeds": "str", "start_placement": "str",
+    "heldout_views": "int", "heldout_seeds": "int", "equivalence_margin": "float", "replicates": "int",
+}
+# Smallest allowed value of numeric settings (None values are the defaults and pass).
+MINIMUM = {"views": 1, "width": 1, "height": 1, "spp": 1, "epochs": 1, "start_subdivisions": 0, "patience": 0,
+           "log_every": 1, "render_every": 1, "mesh_every": 1, "turntable_frames": 0, "min_delta": 0.0,
+           "remesh_decay": 0.0, "reg_laplacian": 0.0, "reg_edge": 0.0, "reg_area": 0.0, "reg_arap": 0.0}
+CHOICES = {"mode": ("shape", "material"), "schedule": ("per_view", "per_epoch"), "preprocess": ("correct", "research"),
+           "up": ("auto", "y", "z"), "camera_target": ("center", "origin"), "target_seeds": ("per_view", "research"),
+           "render_seeds": ("fresh", "research"), "start_placement": ("fit", "origin")}
+
+
+def _bad(name, value, what):
+    return MRDError(f"setting {name} must be {what} (got {value!r})")
+
+
+def _checked(name, kind, v):
+    """The value converted to its kind (whole floats to int, paths to str), or MRDError."""
+    base = kind.rstrip("?")
+    if v is None:
+        if kind.endswith("?"):
+            return None
+        raise _bad(name, v, f"a {base}, not null")
+    if base == "bool":
+        if isinstance(v, bool):
+            return v
+        raise _bad(name, v, "true or false")
+    if base == "int":
+        if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+            return int(v)
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        raise _bad(name, v, "a whole number")
+    if base == "float":
+        if isinstance(v, numbers.Real) and not isinstance(v, bool):
+            if not math.isfinite(float(v)):
+                raise _bad(name, v, "a finite number")
+            return float(v)
+        raise _bad(name, v, "a number")
+    if base in ("str", "path"):
+        if isinstance(v, str) or (base == "path" and isinstance(v, os.PathLike)):
+            return os.fspath(v)
+        raise _bad(name, v, "a path" if base == "path" else "a string")
+    if base in ("ints", "strs"):
+        if not isinstance(v, (list, tuple)):
+            raise _bad(name, v, "a list of whole numbers" if base == "ints" else "a list of names")
+        return [_checked(name, base[:-1], x) for x in v]
+    if base == "dict":
+        if isinstance(v, dict):
+            return v
+        raise _bad(name, v, "an object (dict)")
+    return v
+
+
+def check_types(cfg) -> None:
+    """Types and ranges of every known setting; converts whole floats to int and paths to str in place."""
+    for name, kind in FIELD_KINDS.items():
+        if hasattr(cfg, name):
+            setattr(cfg, name, _checked(name, kind, getattr(cfg, name)))
+    for name, lo in MINIMUM.items():
+        v = getattr(cfg, name, None)
+        if v is not None and v < lo:
+            raise MRDError(f"setting {name} must be at least {lo} (got {v})")
+    for name, allowed in CHOICES.items():
+        v = getattr(cfg, name, None)
+        if v is not None and v not in allowed:
+            raise MRDError(f"unknown {name} {v!r}: use {' or '.join(allowed)}")
+    if cfg.lr is not None and cfg.lr <= 0:
+        raise MRDError(f"learning rate must be positive (got {cfg.lr})")
+    if cfg.step_lambda is not None and cfg.step_lambda < 0:  # 0: no smoothing (plain Adam on the vertices)
+        raise MRDError(f"Large Steps lambda (-l) must be 0 or more (got {cfg.step_lambda}); research: 15, suzanne 25")
+    if cfg.camera_distance is not None and cfg.camera_distance <= 0:
+        raise MRDError(f"camera distance must be positive (got {cfg.camera_distance})")
+    if cfg.remesh and min(cfg.remesh) < 0:
+        raise MRDError(f"remesh epochs must be 0 or later (got {cfg.remesh})")
+    if cfg.texture_size is not None and (len(cfg.texture_size) != 2 or min(cfg.texture_size) < 1):
+        raise MRDError(f"texture_size must be two positive numbers WIDTH HEIGHT (got {cfg.texture_size})")
+    if cfg.integrator not in INTEGRATOR_PROFILES:
+        raise MRDError(f"unknown integrator profile {cfg.integrator!r}: use {' or '.join(INTEGRATOR_PROFILES)}")
 
 
 # --profile: a named set of RunConfig values. `research` = everything the research code did in a shape run that this
@@ -165,17 +289,18 @@ def apply_run_profile(c: RunConfig) -> RunConfig:
 
 
 def target_seed(c: RunConfig, view: int) -> int:
-    """Seed of target view `view`: research renders every target with --seed; ours decorrelates the views."""
-    return int(c.seed) if c.target_seeds == "research" else int(c.seed) + 7919 * view
+    """Seed of target view `view`: research renders every target with --seed; ours gives each view its own seed in
+    the target stream (seeds.py), which no other render of the run uses."""
+    return int(c.seed) if c.target_seeds == "research" else seeds.render_seed(seeds.TARGET, view, c.seed)
 
 
-def render_seed(c: RunConfig, epoch: int, view: int, n_views: int) -> int:
-    """Seed of the render of `view` at `epoch`. research: seed * view in every epoch (view 1 then shares the target's
-    seed, as in the research code). fresh: new noise every step, odd offsets from --seed so never a target's seed
-    for the first epochs (dual_buffer's second render takes seed + 1)."""
+def view_seed(c: RunConfig, epoch: int, view: int, n_views: int, second: bool = False) -> int:
+    """Seed of the render of `view` at `epoch` (`second`: dual_buffer's second render). research: seed * view in
+    every epoch (view 1 then shares the target's seed, as in the research code). fresh: new noise every step, in
+    the optimization stream (seeds.py), so never a target's seed."""
     if c.render_seeds == "research":
-        return int(c.seed) * view
-    return int(c.seed) + 1 + 2 * (epoch * n_views + view)
+        return int(c.seed) * view + int(second)
+    return seeds.render_seed(seeds.OPTIMIZE, 2 * (epoch * n_views + view) + int(second), c.seed)
 
 
 # direct_projective settings by profile. `research` = the research code's (Mitsuba's defaults: octree guiding

@@ -1,38 +1,120 @@
 """Triangle meshes as plain numpy (float32 vertices (V,3), int32 faces (F,3)): loading, checks, metrics, remeshing."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import MRDError
 
 
-def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices and faces of a PLY/OBJ/STL/... file, triangulated, with duplicate vertices merged."""
+# File types whose convention is Y up; Blender's importers turn them to Z up ((x, y, z) -> (x, -z, y)).
+Y_UP_SUFFIXES = (".obj", ".gltf", ".glb")
+UP_CHOICES = ("auto", "y", "z")
+
+
+@dataclass
+class MeshFile:
+    """What a mesh file holds that a scene can use. `vertices`/`faces` keep the file's UV seams (split vertices);
+    `base_color`: an (H, W, 3) linear texture, an RGB triple, or None (no material in the file)."""
+    vertices: np.ndarray
+    faces: np.ndarray
+    uvs: np.ndarray | None = None
+    base_color: object = None
+    notes: list = field(default_factory=list)
+
+
+def y_up(path: str | Path, up: str = "auto") -> bool:
+    if up not in UP_CHOICES:
+        raise MRDError(f"unknown up axis {up!r}: use {', '.join(UP_CHOICES)}")
+    return up == "y" or (up == "auto" and Path(path).suffix.lower() in Y_UP_SUFFIXES)
+
+
+def _read(path: str | Path, up: str):
+    """The file as one trimesh (unprocessed), NaN-checked and turned to Z up."""
     import trimesh
 
     path = Path(path)
     if not path.is_file():
-        raise MRDError(f"mesh file {path} does not exist: give the path of a .ply or .obj file")
+        raise MRDError(f"mesh file {path} does not exist: give the path of a .ply, .obj or .glb file")
     try:
-        mesh = trimesh.load(path, force="mesh", process=True)
+        mesh = trimesh.load(path, force="mesh", process=False)
     except Exception as exc:
         raise MRDError(f"cannot read mesh {path} ({type(exc).__name__}: {exc}): export it again as PLY or OBJ") from None
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise MRDError(f"mesh {path} has no triangles: give a file that contains a surface")
+    # Before any processing: trimesh's clean-up would drop the faces that touch NaN vertices without a word.
+    bad = ~np.isfinite(np.asarray(mesh.vertices)).all(1)
+    if bad.any():
+        raise MRDError(f"mesh {path} has {int(bad.sum())} vertices with NaN or infinite coordinates: fix or "
+                       "re-export the mesh")
+    if y_up(path, up):
+        v = np.asarray(mesh.vertices)
+        mesh.vertices = np.stack([v[:, 0], -v[:, 2], v[:, 1]], 1)
+    return mesh
+
+
+def load_mesh(path: str | Path, up: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and faces of a PLY/OBJ/STL/glTF/... file, triangulated, with vertices at the same place merged
+    (also across UV seams: the geometry alone, a closed surface where the file's is). Y-up files (OBJ, glTF) are
+    turned to Z up as Blender imports them unless `up` says otherwise."""
+    mesh = _read(path, up)
+    mesh.merge_vertices(merge_tex=True, merge_norm=True)
+    mesh.process()
     return np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32)
+
+
+def read_mesh_file(path: str | Path, up: str = "auto") -> MeshFile:
+    """The mesh with its UVs and its base colour (texture or colour) where trimesh reads them."""
+    mesh = _read(path, up)
+    mesh.process()  # merges duplicates but keeps vertices whose UVs differ (the seams)
+    out = MeshFile(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int32))
+    visual = mesh.visual
+    uv = getattr(visual, "uv", None)
+    if uv is not None and len(uv) == len(mesh.vertices):
+        out.uvs = np.asarray(uv, np.float32)
+    material = getattr(visual, "material", None)
+    image, factor = _base_color_of(material)
+    if image is not None and out.uvs is not None:
+        out.base_color = _linear(image) * (factor if factor is not None else 1.0)
+    elif image is not None:
+        out.notes.append(f"{Path(path).name} has a texture but no UVs: the texture is not used")
+    elif factor is not None:
+        out.base_color = tuple(float(x) for x in factor)
+    if getattr(visual, "kind", None) in ("vertex", "face"):
+        out.notes.append(f"{Path(path).name} has vertex or face colours: they are not used (grey, or bake them "
+                         "into a texture)")
+    return out
+
+
+def _base_color_of(material):
+    """(texture image or None, linear RGB factor or None) of a trimesh material (OBJ's or glTF's)."""
+    if material is None:
+        return None, None
+    if hasattr(material, "baseColorTexture") or hasattr(material, "baseColorFactor"):  # glTF (PBR)
+        factor = getattr(material, "baseColorFactor", None)
+        if factor is not None:
+            factor = np.asarray(factor, np.float64)[:3]
+            factor = factor / 255.0 if factor.max() > 1.0 or np.issubdtype(np.asarray(
+                material.baseColorFactor).dtype, np.integer) else factor
+        return getattr(material, "baseColorTexture", None), factor
+    return getattr(material, "image", None), None  # OBJ: map_Kd (Kd alone is trimesh's default too often)
+
+
+def _linear(image) -> np.ndarray:
+    """A colour texture (sRGB, as Blender reads one) as linear float RGB (H, W, 3)."""
+    a = np.asarray(image.convert("RGB"), np.float32) / 255.0
+    return np.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
 def save_ply(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> Path:
     """Writes a binary PLY atomically (temporary name, then rename) so readers never see half a file."""
     import trimesh
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    trimesh.Trimesh(np.asarray(vertices, np.float64), np.asarray(faces), process=False).export(tmp, file_type="ply")
-    tmp.replace(path)
-    return path
+    mesh = trimesh.Trimesh(np.asarray(vertices, np.float64), np.asarray(faces), process=False)
+    return atomic_write(Path(path), lambda tmp: mesh.export(tmp, file_type="ply"))
 
 
 def icosphere(subdivisions: int = 5, radius: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

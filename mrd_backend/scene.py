@@ -13,6 +13,7 @@ import numpy as np
 from .cameras import CameraRig
 from .environment import Environment
 from .errors import MRDError
+from .lights import Light
 from .meshes import bounding_sphere, check_mesh
 
 # Principled BSDF scalars Mitsuba knows, with its defaults (used to list and validate optimizable parameters).
@@ -46,6 +47,15 @@ class Material:
             raise MRDError(f"unknown material kind {self.kind!r}: use diffuse or principled")
         return {"type": "twosided", "bsdf": d} if self.twosided else d
 
+    def untextured(self) -> "Material":
+        """This material with each image replaced by its mean (for a mesh without UVs, e.g. an optimized shape)."""
+        from dataclasses import replace
+
+        def mean(v):
+            a = v if isinstance(v, np.ndarray) else None
+            return tuple(float(x) for x in a.reshape(-1, a.shape[-1]).mean(0)) if a is not None and a.ndim == 3 else v
+        return replace(self, base_color=mean(self.base_color), params={k: mean(v) for k, v in self.params.items()})
+
 
 def _texture(value, name, rgb):
     from .variant import mitsuba
@@ -66,6 +76,16 @@ def _texture(value, name, rgb):
     raise MRDError(f"{name} must be a value, an RGB triple or an (H, W, C) image with H, W > 0; got shape {arr.shape}")
 
 
+def clip_planes(center, radius, camera_matrices) -> tuple[float, float]:
+    """Near and far clip planes that hold the object at any scale (0.01 and 1000 at Blender's usual sizes): an
+    object in millimetres or micrometres would otherwise lie beyond the far plane or before the near one."""
+    eyes = np.asarray([np.asarray(m)[:3, 3] for m in camera_matrices]).reshape(-1, 3)
+    dist = np.linalg.norm(eyes - np.asarray(center), axis=1) if len(eyes) else np.zeros(1)
+    gap = float(dist.min()) - radius  # from the nearest camera to the object's bounding sphere
+    near = min(0.01, 0.1 * gap) if gap > 0 else min(0.01, 1e-3 * radius)
+    return near, max(1000.0, 100.0 * (float(dist.max()) + radius))
+
+
 @dataclass
 class SceneSpec:
     vertices: np.ndarray
@@ -78,10 +98,12 @@ class SceneSpec:
     integrator: dict | None = None       # None: direct_projective (shape runs)
     extras: dict = field(default_factory=dict)  # more plain Mitsuba plugin dicts: ground plane, point light
     name: str = "scene"
+    lights: list = field(default_factory=list)  # Light (lamps exported from Blender), besides the environment
 
     def __post_init__(self):
         self.vertices = np.ascontiguousarray(self.vertices, np.float32)
         self.faces = np.ascontiguousarray(self.faces, np.int32)
+        self.lights = [x if isinstance(x, Light) else Light(**x) for x in (self.lights or [])]
         check_mesh(self.vertices, self.faces, f"mesh of scene {self.name!r}")
 
     # -- geometry -------------------------------------------------------------------------------------------
@@ -102,6 +124,8 @@ class SceneSpec:
         f = np.ascontiguousarray(self.faces if faces is None else faces, np.uint32)
         uvs = self.uvs if (vertices is None and self.uvs is not None) else None
         normals = self.normals if (vertices is None and self.normals is not None) else None
+        if material is None and uvs is None and self.uvs is not None:
+            material = self.material.untextured()  # the optimized shape has no UVs to carry the texture
         props = mi.Properties()
         props["bsdf"] = mi.load_dict((material or self.material).to_mitsuba())
         m = mi.Mesh(self.name, len(v), len(f), props=props, has_vertex_normals=normals is not None,
@@ -125,6 +149,8 @@ class SceneSpec:
         """Scene dict without sensors (cameras are passed per render). The object is under key 'shape'."""
         d = {"type": "scene", "integrator": self.integrator_dict(), "emitter": self.environment.to_mitsuba(),
              "shape": self.mesh(vertices, faces, material)}
+        for i, light in enumerate(self.lights):
+            d[f"light_{i:03d}"] = light.to_mitsuba()
         d.update(self.extras)
         return d
 
@@ -135,10 +161,12 @@ class SceneSpec:
         if rig.width < 1 or rig.height < 1:
             raise MRDError(f"render size {rig.width}x{rig.height} is invalid: give -d/--dims of at least 1")
         out = []
-        for m in self.camera_matrices(rig):
+        mats = self.camera_matrices(rig)
+        near, far = clip_planes(*self.bounds(), mats)
+        for m in mats:
             out.append(mi.load_dict({
                 "type": "perspective", "fov": float(rig.fov), "fov_axis": "x",
-                "to_world": mi.ScalarTransform4f(np.asarray(m)), "near_clip": 0.01, "far_clip": 1000.0,
+                "to_world": mi.ScalarTransform4f(np.asarray(m)), "near_clip": near, "far_clip": far,
                 "sampler": {"type": "independent", "sample_count": spp},
                 "film": {"type": "hdrfilm", "width": rig.width, "height": rig.height, "rfilter": {"type": "gaussian"},
                          "sample_border": True, "pixel_format": "rgb"},

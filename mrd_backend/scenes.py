@@ -13,7 +13,7 @@ import numpy as np
 from .cameras import CameraRig
 from .environment import BUNDLED_HDRIS, GENERATED, named_environment
 from .errors import MRDError
-from .meshes import load_mesh
+from .meshes import load_mesh, read_mesh_file
 from .scene import Material, SceneSpec
 
 ASSETS = Path(__file__).parent / "assets"
@@ -67,10 +67,10 @@ def target_mesh_names() -> list[str]:
     return list(TARGET_MESHES)
 
 
-def load_target_mesh(name: str) -> tuple[np.ndarray, np.ndarray]:
+def load_target_mesh(name: str, up: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     if name in TARGET_MESHES:
         return TARGET_MESHES[name]()
-    return load_mesh(name)  # a path to the user's own mesh
+    return load_mesh(name, up)  # a path to the user's own mesh
 
 
 def environment_names() -> list[str]:
@@ -87,8 +87,9 @@ def scene_names() -> list[str]:
 
 
 def load_scene(name: str, envmap: str = "studio", views: int = 25, size: int = 256,
-               fov: float = 45.0) -> SceneSpec:
-    """A bundled scene (or a mesh path) as a SceneSpec, lit by `envmap`."""
+               fov: float = 45.0, up: str = "auto") -> SceneSpec:
+    """A bundled scene (or a mesh path) as a SceneSpec, lit by `envmap`. A mesh file keeps its UVs and base
+    colour (texture) where it has them; `up`: its up axis (auto: Y for OBJ and glTF, as Blender imports them)."""
     from . import material_scenes
     if name in material_scenes.names():
         return material_scenes.load(name, size=size)
@@ -97,7 +98,12 @@ def load_scene(name: str, envmap: str = "studio", views: int = 25, size: int = 2
                        f"use {', '.join(scene_names())} or give the path of your own mesh")
     if name not in TARGET_MESHES and not Path(name).suffix:
         raise MRDError(f"unknown scene {name!r}: use one of {', '.join(scene_names())} or the path of a .ply/.obj mesh")
-    v, f = load_target_mesh(name)
-    return SceneSpec(v, f, material=Material("diffuse", (0.5, 0.5, 0.5)), environment=named_environment(envmap),
+    if name in TARGET_MESHES:
+        v, f, uvs, base, notes = *load_target_mesh(name), None, None, []
+    else:
+        m = read_mesh_file(name, up)
+        v, f, uvs, base, notes = m.vertices, m.faces, m.uvs, m.base_color, m.notes
+    material = Material("diffuse", (0.5, 0.5, 0.5) if base is None else base, notes=notes)
+    return SceneSpec(v, f, uvs, material=material, environment=named_environment(envmap),
                      cameras=CameraRig(n_views=views, fov=fov, width=size, height=size),
                      name=Path(name).stem if name not in TARGET_MESHES else name)

@@ -3,6 +3,7 @@
 This is how the Blender add-on (or any other client) drives the backend without importing mitsuba or torch itself:
 
     python -m mrd_backend.worker --scene scene.npz --config config.json [--start start.npz] [--exit-on-eof]
+    python -m mrd_backend.worker --resume RUN_DIR [--exit-on-eof]   # continue a cancelled or crashed run
     python -m mrd_backend.worker --check        # what this environment has and lacks, as one JSON line
 
 Protocol 1 (stdout, one JSON object a line, UTF-8; everything else the backend prints goes to stderr):
@@ -17,7 +18,9 @@ Protocol 1 (stdout, one JSON object a line, UTF-8; everything else the backend p
      "final_mesh": "meshes/final.ply", "steps": 13, "seconds": ...}
     {"event": "error", "message": "one line", "out": ... or null}
 
-Every path in an event is relative to `out` (the run folder). Each step's arrays are written to one .npz file
+Every path in an event is relative to `out` (the run folder), which is the one `hello` names: a config `out` that
+holds an earlier run gets a fresh `NAME-2` folder, one holding other files a `mrd-run-TIME` sub-folder (the rules of
+mrd_backend.run.choose_run_folder), and every file of the run, steps/ included, goes there. Each step's arrays are written to one .npz file
 atomically (a temporary name, then a rename) before its event is printed, so a client never reads half a file:
 `vertices` (V, 3) float32 every step of a shape run; `faces` (F, 3) int32 only in the first step of each topology
 (the start, and after each remesh: `topology` counts them, `faces` names the file that holds them); `render` uint8
@@ -120,11 +123,20 @@ class StopFlag:
                 pass
 
     def _watch_stdin(self, exit_on_eof):
+        # Raw bytes from fd 0, decoded leniently: a line that is not UTF-8 is noise, not the end of the connection
+        # (and no buffered reader whose lock this daemon thread could hold when the interpreter shuts down).
+        pending = b""
         try:
-            for line in sys.stdin:
-                if line.strip().lower() in ("stop", "cancel", "quit"):
-                    self.reason = self.reason or "stop requested on stdin"
-        except (OSError, ValueError):
+            fd = sys.stdin.fileno()
+            while True:
+                chunk = os.read(fd, 4096)
+                *lines, pending = (pending + chunk).split(b"\n") if chunk else (pending, b"")
+                for line in lines:
+                    if line.decode("utf-8", "replace").strip().lower() in ("stop", "cancel", "quit"):
+                        self.reason = self.reason or "stop requested on stdin"
+                if not chunk:
+                    break
+        except (OSError, ValueError, AttributeError):  # no stdin, or one without a file descriptor
             pass
         if exit_on_eof:
             self.reason = self.reason or "the client closed the connection"
@@ -225,24 +237,32 @@ def run(args, stream: Stream) -> int:
 
     from .config import RunConfig
     from .errors import MRDError
+    from .run import choose_run_folder
     from .spec_io import load_spec
 
     out = None
     try:
         try:
-            config = json.loads(Path(args.config).read_text())
+            config = json.loads(Path(args.config).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise MRDError(f"config file {args.config} does not exist") from None
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise MRDError(f"config file {args.config} is not valid JSON ({exc})") from None
+        if not isinstance(config, dict):
+            raise MRDError(f"config file {args.config} must hold one JSON object of settings, "
+                           f"not a {type(config).__name__}")
         if args.out:
             config["out"] = args.out
         if not config.get("out"):
             raise MRDError("the config names no run folder: set \"out\" or pass --out")
-        out = Path(config["out"]).resolve()
-        out.mkdir(parents=True, exist_ok=True)
-        config["out"] = str(out)
-        cfg = RunConfig.from_dict(config)
+        cfg = RunConfig.from_dict(config)  # wrong types and values: one clear line, before anything is written
+        # The one folder for all of this run's files (steps/ too): an earlier run's folder gives a fresh `-2` one.
+        out = choose_run_folder(cfg.out).resolve()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MRDError(f"cannot create the run folder {out} ({exc.strerror or exc})") from None
+        cfg.out = str(out)
         stop = StopFlag(out, args.exit_on_eof)
         stream.emit("hello", protocol=PROTOCOL, pid=os.getpid(), python=".".join(map(str, sys.version_info[:3])),
                     out=str(out), epochs=int(cfg.epochs), mode=cfg.mode, model=cfg.model)
@@ -278,6 +298,40 @@ def run(args, stream: Stream) -> int:
         msg = _one_line(exc)
         stream.emit("error", message=f"internal error in the backend ({type(exc).__name__}{': ' + msg if msg else ''})"
                     "; the worker log has the details", out=_s(out))
+    return 1
+
+
+def resume(args, stream: Stream) -> int:
+    """Continues the run in `args.resume` from its last checkpoint, streaming the same protocol (its `hello` says
+    `resumed_from`, the first step to be computed)."""
+    from .checkpoint import load
+    from .config import RunConfig
+    from .errors import MRDError
+    out = Path(args.resume).resolve()
+    try:
+        if not (out / "config.json").is_file():
+            raise MRDError(f"{out} is not a run folder (no config.json)")
+        cfg = RunConfig.from_file(out / "config.json")
+        saved = load(out)
+        (out / STOP_FILE).unlink(missing_ok=True)  # it asked the earlier process to stop, not this one
+        stop = StopFlag(out, args.exit_on_eof)
+        stream.emit("hello", protocol=PROTOCOL, pid=os.getpid(), python=".".join(map(str, sys.version_info[:3])),
+                    out=str(out), epochs=int(cfg.epochs), mode=cfg.mode, model=cfg.model,
+                    resumed_from=(saved[1]["epoch"] + 1) if saved else 0)
+        writer = StepWriter(out, int(cfg.epochs), stream.emit)
+        result = _load_optimizer()(None, callback=writer, should_stop=stop, resume=out,
+                                   log=lambda msg: stream.emit("log", message=_one_line(msg)))
+        final = out / "meshes" / "final.ply"
+        stream.emit("done", status=getattr(result, "status", "done"), out=str(out), report="report.json",
+                    final_mesh="meshes/final.ply" if final.exists() else None, steps=writer.count,
+                    seconds=time.perf_counter() - writer.t0)
+        return 0
+    except MRDError as exc:
+        stream.emit("error", message=_one_line(exc) or "the backend reported an error", out=str(out))
+    except BaseException as exc:  # never let a library exception (or its object) cross the boundary
+        traceback.print_exc(file=sys.stderr)
+        stream.emit("error", message=f"internal error in the backend ({type(exc).__name__}: {_one_line(exc)})"
+                    "; the worker log has the details", out=str(out))
     return 1
 
 
@@ -332,6 +386,7 @@ def main(argv=None) -> int:
     p.add_argument("--config", help="RunConfig as JSON; its \"out\" is the run folder")
     p.add_argument("--start", help="start mesh .npz with vertices (V, 3) and faces (F, 3) (default: the config's)")
     p.add_argument("--out", help="run folder (overrides the config's \"out\")")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue this run folder from its last checkpoint")
     p.add_argument("--exit-on-eof", action="store_true", help="cancel when stdin reaches its end (the client died)")
     p.add_argument("--check", action="store_true", help="print what this environment has and lacks, then exit")
     args = p.parse_args(argv)
@@ -340,8 +395,11 @@ def main(argv=None) -> int:
         info = check()
         stream.emit("check", **info)
         return 0 if info["ok"] else 1
+    if args.resume:
+        return resume(args, stream)
     if not args.scene or not args.config:
-        stream.emit("error", message="the worker needs --scene and --config (or --check)", out=None)
+        stream.emit("error", message="the worker needs --scene and --config (or --resume RUN_DIR, or --check)",
+                    out=None)
         return 2
     return run(args, stream)
 

@@ -73,9 +73,9 @@ stamp=.venv/.mrd-setup-stamp
 if ! { [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_src" ] && [ -x .venv/bin/python ]; }; then
     if [ -x .venv/bin/python ] && ! .venv/bin/python -c 'import sys; sys.exit(0)' 2>/dev/null; then rm -rf .venv; fi
     [ -x .venv/bin/python ] || { say "creating .venv with $PY"; "$PY" -m venv .venv; }
-    extras="test"
+    extras="test,sweep,wandb"   # sweep/wandb: `mrd sweep` and its tests
     # bpy (Blender as a module) exists only for one Python minor version; the add-on tests use it when present.
-    .venv/bin/python -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' && extras="test,blender"
+    .venv/bin/python -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' && extras="$extras,blender"
     say "installing the backend and its dependencies into .venv (first time: a few minutes)"
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
     .venv/bin/python -m pip install -q -c scripts/constraints.txt -e ".[$extras]"

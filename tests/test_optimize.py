@@ -59,8 +59,12 @@ def test_dual_buffer_runs_and_reports(tmp_path):
     assert r.status == "done" and np.isfinite(r.report["loss"]["end"])
 
 
-def test_nan_is_reported_and_results_kept(tmp_path):
-    cfg = tiny_config(epochs=5, lr=float("inf"), out=str(tmp_path / "run"))
+def test_nan_is_reported_and_results_kept(tmp_path, monkeypatch):
+    # A non-finite --lr is refused before set-up now, so the divergence is injected: the loss turns NaN at epoch 2.
+    from mrd_backend.loop import Run
+    epoch = Run.epoch
+    monkeypatch.setattr(Run, "epoch", lambda self, e: (float("nan"), *epoch(self, e)[1:]) if e >= 2 else epoch(self, e))
+    cfg = tiny_config(epochs=5, out=str(tmp_path / "run"))
     with pytest.raises(MRDError, match="NaN"):
         optimize(cfg, log=lambda *a: None)
     report = json.loads((tmp_path / "run" / "report.json").read_text())

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mrd_backend.config import RUN_PROFILES, RunConfig, render_seed, target_seed
+from mrd_backend.config import RUN_PROFILES, RunConfig, target_seed, view_seed
 from mrd_backend.errors import MRDError
 
 RESEARCH = dict(integrator="research", preprocess="research", camera_distance=5.0, camera_target="origin",
@@ -34,9 +34,9 @@ def test_flags_given_away_from_their_defaults_win_over_the_profile():
 def test_research_seeds():
     c = RunConfig(profile="research").resolved(False, 256)
     assert [target_seed(c, i) for i in range(3)] == [42, 42, 42]
-    assert [render_seed(c, e, i, 8) for e in (0, 7) for i in range(3)] == [0, 42, 84, 0, 42, 84]
+    assert [view_seed(c, e, i, 8) for e in (0, 7) for i in range(3)] == [0, 42, 84, 0, 42, 84]
     d = RunConfig().resolved(False, 256)
-    seeds = {render_seed(d, e, i, 8) for e in range(3) for i in range(8)}
+    seeds = {view_seed(d, e, i, 8) for e in range(3) for i in range(8)}
     assert len(seeds) == 24 and not seeds & {target_seed(d, i) for i in range(8)}
 
 

@@ -1,0 +1,25 @@
+"""`--deterministic`: the same seed gives the same run on the same machine.
+
+Why runs differ otherwise: Dr.Jit's LLVM backend splits every kernel over a thread pool, and the backward pass
+accumulates vertex gradients with atomic scatter-adds, so float sums come out in a different order from run to run
+(differences in the last bits that the optimizer then grows). One Dr.Jit thread makes that order fixed; torch gets
+one thread and its deterministic algorithms too. Cost and measured spread: docs/reliability.md.
+"""
+from __future__ import annotations
+
+
+def make_deterministic(log=print) -> None:
+    """One Dr.Jit thread and deterministic torch kernels for the rest of this process."""
+    import drjit as dr
+
+    from .variant import variant_name
+    dr.set_thread_count(1)
+    if "llvm" not in variant_name():  # GPU atomics have no thread count to fix
+        log(f"note: --deterministic fixes the order of sums on the CPU (llvm) only; variant {variant_name()} "
+            "may still differ run to run")
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True, warn_only=True)

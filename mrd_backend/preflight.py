@@ -1,0 +1,37 @@
+"""Input checks that run before any set-up: a bad envmap, start mesh or --out is one line within a second, before
+Mitsuba or torch are loaded and before a run folder exists (so a typo leaves nothing behind)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import MRDError
+
+
+def check_inputs(cfg, target=None, start=None):
+    """Raises MRDError for what would only fail after set-up; returns the start mesh (vertices, faces) when the
+    config names a mesh (loaded once here and reused), else `start` unchanged."""
+    from . import material_scenes
+    from .run import choose_run_folder
+    if target is None and cfg.scene not in material_scenes.names():  # material scenes bring their own light
+        _check_envmap(cfg.envmap)
+    if cfg.out:
+        choose_run_folder(cfg.out)
+    if start is None and cfg.start != "icosphere" and cfg.mode != "material":
+        from .meshes import check_mesh
+        from .scenes import load_target_mesh
+        start = load_target_mesh(cfg.start, getattr(cfg, "up", "auto"))
+        check_mesh(*start, "start mesh", closed=True)
+    return start
+
+
+def _check_envmap(name: str) -> None:
+    from .scenes import environment_names
+    if name in environment_names():
+        return
+    p = Path(name)
+    if p.is_dir():
+        raise MRDError(f"environment {name} is a folder: give an .hdr or .exr file or a bundled environment "
+                       f"({', '.join(environment_names())})")
+    if not p.is_file():
+        raise MRDError(f"unknown environment {name!r}: use one of {', '.join(environment_names())} or the path of an "
+                       "existing .hdr/.exr file")
