@@ -190,3 +190,15 @@ def test_replicate_starts_differ():
     assert perturbed_start(c, 0) is None
     a, b = perturbed_start(c, 1), perturbed_start(c, 2)
     assert a[0].shape == b[0].shape and not np.allclose(a[0], b[0])
+
+
+def test_cancelled_run_skips_the_slow_evidence_and_says_so(tmp_path):
+    from mrd_backend.loop import optimize
+    cfg = tiny_config(evidence=True, panel_models=[], epochs=3, width=32, height=32, out=str(tmp_path / "run"))
+    r = optimize(cfg, should_stop=lambda: True, log=lambda *a, **k: None)
+    assert r.status == "cancelled"
+    ev = r.report["evidence"]
+    assert "the held-out equivalence test" in ev["skipped"] and ev["n_heldout_views"] == 0
+    assert ev["verdict"]["outcome"] == "inconclusive" and "Left out (run cancelled)" in ev["verdict"]["sentence"]
+    assert ev["verdict"]["findings"]["physical"]["measured"]
+    validate_report(r.report)
