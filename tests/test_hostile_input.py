@@ -258,7 +258,7 @@ def test_deterministic_runs_repeat_exactly(tmp_path):
     from mrd_backend import optimize
     threads = dr.thread_count()
     try:
-        cfg = dict(views=2, width=24, height=24, spp=2, epochs=3, start_subdivisions=2, deterministic=True)
+        cfg = dict(views=1, width=16, height=16, spp=2, epochs=3, start_subdivisions=1, deterministic=True)
         a, b = (optimize(tiny_config(**cfg, out=str(tmp_path / "run")), log=lambda *x: None) for _ in range(2))
     finally:
         dr.set_thread_count(threads)
