@@ -265,3 +265,12 @@ def test_deterministic_runs_repeat_exactly(tmp_path):
     la, lb = ([s["loss"] for s in r.report["steps"]] for r in (a, b))
     assert la == lb and len(la) == 3
     assert np.array_equal(a.vertices, b.vertices)
+
+
+def test_api_config_changed_after_construction_is_checked_before_set_up(tmp_path):
+    from mrd_backend import optimize
+    cfg = RunConfig(scene="blob", out=str(tmp_path / "run"))
+    cfg.out = 5
+    with pytest.raises(MRDError, match="setting out must be a path"):
+        optimize(cfg, log=lambda *a: None)
+    assert list(tmp_path.iterdir()) == []
