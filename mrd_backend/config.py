@@ -8,6 +8,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from . import seeds
 from .errors import MRDError
 
 RESEARCH_REMESH = [5, 25, 50, 100, 150, 250, 350, 450]
@@ -43,7 +44,7 @@ class RunConfig:
     min_delta: float | None = None     # research: 1e-5 shape, 1e-4 material
     schedule: str | None = None        # per_view (one step per view, research shape) | per_epoch (accumulate)
     integrator: str = "fast"           # fast | research (direct_projective profiles)
-    start: str = "icosphere"           # icosphere | a bundled mesh name | a mesh path (shape runs)
+    start: str = "icosphere"           # icosphere | target (the reconstruction control) | a bundled mesh | a path
     start_subdivisions: int = 5        # level-5 icosphere = 10,242 vertices
     up: str = "auto"                   # up axis of mesh files: auto (OBJ, glTF: Y, as Blender imports them) | y | z
     weights: str = "pretrained"        # pretrained | untrained | PATH
@@ -61,11 +62,23 @@ class RunConfig:
     render_every: int | None = None    # write a render grid every N epochs (None: about 50 over the run)
     mesh_every: int = 10               # write a PLY every N epochs
     panel_every: int = 0               # cross-model panel every N epochs (0: pixel runs every logged step; -1 off)
-    panel_models: list | None = None   # None: resnet, resnet_sin, vgg, lpips, clip, dino (those that load)
+    panel_models: list | None = None   # None: resnet, resnet_sin, vgg, lpips, clip, dino, effnet (those that load)
     evidence: bool = True              # held-out controls, pixel measures, RSA and the verdict at the end
     turntable_frames: int = 12         # result and target turntable GIFs (0 = none)
+    heldout_views: int = 12            # held-out rig of the equivalence test (at least the optimization views)
+    heldout_seeds: int = 2             # render seeds per held-out view (result, ceiling and control each)
+    equivalence_margin: float = 0.5    # TOST margin, a fraction of the noise distance 1 - ceiling (docs/evidence.md)
+    replicates: int = 1                # runs of this configuration with other seeds and start perturbations
     out: str | None = None
     extras: dict = field(default_factory=dict)
+    # --profile research and its parts (RUN_PROFILES below); None/"default" = this project's choices
+    profile: str | None = None         # research: every research-code setting at once (RUN_PROFILES["research"])
+    camera_distance: float | None = None   # shape views: distance from the look-at point (None: 2.8 bounding radii)
+    camera_target: str = "center"     # center (of the target's bounding box) | origin (research)
+    env_rotation: float | None = None  # degrees about the vertical of the environment image (None: 0, Blender's)
+    target_seeds: str = "per_view"     # per_view: seed + 7919 i | research: seed for every view
+    render_seeds: str = "fresh"        # fresh: new noise every step | research: seed * view, fixed over epochs
+    start_placement: str = "fit"       # fit: 0.7 bounding radii at the bbox centre | origin: unit radius at origin
 
     def __post_init__(self):
         check_types(self)
@@ -103,7 +116,7 @@ class RunConfig:
 
     def resolved(self, is_material: bool, native_size: int | None) -> "RunConfig":
         """A copy with every None filled from the scene's and model's defaults, and values checked."""
-        c = RunConfig(**self.to_dict())
+        c = apply_run_profile(RunConfig(**self.to_dict()))
         c.mode = c.mode or ("material" if is_material else "shape")
         if c.mode not in ("shape", "material"):
             raise MRDError(f"unknown mode {c.mode!r}: use shape or material")
@@ -130,12 +143,24 @@ class RunConfig:
         for name in ("views", "width", "height", "spp", "epochs"):
             if int(getattr(c, name)) < 1:
                 raise MRDError(f"{name} must be at least 1 (got {getattr(c, name)})")
+        for name in ("heldout_views", "heldout_seeds", "replicates"):
+            if int(getattr(c, name)) < 1:
+                raise MRDError(f"{name.replace('_', '-')} must be at least 1 (got {getattr(c, name)})")
+        if not 0 < float(c.equivalence_margin) <= 10:
+            raise MRDError(f"--margin must be in (0, 10], a fraction of the noise distance 1 - ceiling "
+                           f"(got {c.equivalence_margin})")
         if c.lr <= 0:
             raise MRDError(f"learning rate must be positive (got {c.lr})")
         if c.schedule not in ("per_view", "per_epoch"):
             raise MRDError(f"unknown schedule {c.schedule!r}: use per_view or per_epoch")
         if c.integrator not in INTEGRATOR_PROFILES:
             raise MRDError(f"unknown integrator profile {c.integrator!r}: use {' or '.join(INTEGRATOR_PROFILES)}")
+        for name, allowed in (("camera_target", ("center", "origin")), ("target_seeds", ("per_view", "research")),
+                              ("render_seeds", ("fresh", "research")), ("start_placement", ("fit", "origin"))):
+            if getattr(c, name) not in allowed:
+                raise MRDError(f"unknown {name} {getattr(c, name)!r}: use {' or '.join(allowed)}")
+        if c.camera_distance is not None and not c.camera_distance > 0:
+            raise MRDError(f"camera distance must be positive (got {c.camera_distance})")
         return c
 
 
@@ -151,13 +176,17 @@ FIELD_KINDS = {
     "params": "strs?", "init": "path", "texture_size": "ints?", "masks": "bool", "forward": "bool",
     "log_every": "int", "render_every": "int?", "mesh_every": "int", "panel_every": "int", "panel_models": "strs?",
     "evidence": "bool", "turntable_frames": "int", "out": "path?", "extras": "dict",
+    "profile": "str?", "camera_distance": "float?", "camera_target": "str", "env_rotation": "float?",
+    "target_seeds": "str", "render_seeds": "str", "start_placement": "str",
+    "heldout_views": "int", "heldout_seeds": "int", "equivalence_margin": "float", "replicates": "int",
 }
 # Smallest allowed value of numeric settings (None values are the defaults and pass).
 MINIMUM = {"views": 1, "width": 1, "height": 1, "spp": 1, "epochs": 1, "start_subdivisions": 0, "patience": 0,
            "log_every": 1, "render_every": 1, "mesh_every": 1, "turntable_frames": 0, "min_delta": 0.0,
            "remesh_decay": 0.0, "reg_laplacian": 0.0, "reg_edge": 0.0, "reg_area": 0.0, "reg_arap": 0.0}
 CHOICES = {"mode": ("shape", "material"), "schedule": ("per_view", "per_epoch"), "preprocess": ("correct", "research"),
-           "up": ("auto", "y", "z")}
+           "up": ("auto", "y", "z"), "camera_target": ("center", "origin"), "target_seeds": ("per_view", "research"),
+           "render_seeds": ("fresh", "research"), "start_placement": ("fit", "origin")}
 
 
 def _bad(name, value, what):
@@ -219,12 +248,59 @@ def check_types(cfg) -> None:
         raise MRDError(f"learning rate must be positive (got {cfg.lr})")
     if cfg.step_lambda is not None and cfg.step_lambda < 0:  # 0: no smoothing (plain Adam on the vertices)
         raise MRDError(f"Large Steps lambda (-l) must be 0 or more (got {cfg.step_lambda}); research: 15, suzanne 25")
+    if cfg.camera_distance is not None and cfg.camera_distance <= 0:
+        raise MRDError(f"camera distance must be positive (got {cfg.camera_distance})")
     if cfg.remesh and min(cfg.remesh) < 0:
         raise MRDError(f"remesh epochs must be 0 or later (got {cfg.remesh})")
     if cfg.texture_size is not None and (len(cfg.texture_size) != 2 or min(cfg.texture_size) < 1):
         raise MRDError(f"texture_size must be two positive numbers WIDTH HEIGHT (got {cfg.texture_size})")
     if cfg.integrator not in INTEGRATOR_PROFILES:
         raise MRDError(f"unknown integrator profile {cfg.integrator!r}: use {' or '.join(INTEGRATOR_PROFILES)}")
+
+
+# --profile: a named set of RunConfig values. `research` = everything the research code did in a shape run that this
+# project does differently by default (README, "Differences from the research code"). It includes the integrator
+# profile `research` (config key `integrator`, flag --integrator: only the direct_projective settings) and the
+# preprocessing `research` (--preprocess). A value the user set away from RunConfig's default wins over the profile.
+RUN_PROFILES = {
+    "research": {
+        "integrator": "research",        # direct_projective with Mitsuba's defaults (not `fast`)
+        "preprocess": "research",        # the research code's input path (HWC buffer reshaped, its normalizations)
+        "camera_distance": 5.0,          # research rig: 5 units ...
+        "camera_target": "origin",       # ... looking at the origin (not 2.8 radii around the bbox centre)
+        "env_rotation": -90.0,           # environment images lit as Mitsuba's native frame lit them in the research
+        "target_seeds": "research",      # every target view rendered with seed 42 (--seed)
+        "render_seeds": "research",      # view i rendered with seed * i in every epoch
+        "start_placement": "origin",     # the start sphere at the origin at unit radius (research: ico_10k.ply)
+    },
+}
+
+
+def apply_run_profile(c: RunConfig) -> RunConfig:
+    if c.profile in (None, "", "default"):
+        return c
+    if c.profile not in RUN_PROFILES:
+        raise MRDError(f"unknown profile {c.profile!r}: use {' or '.join(RUN_PROFILES)} (or leave it out)")
+    defaults = RunConfig()
+    for key, value in RUN_PROFILES[c.profile].items():
+        if getattr(c, key) == getattr(defaults, key):
+            setattr(c, key, value)
+    return c
+
+
+def target_seed(c: RunConfig, view: int) -> int:
+    """Seed of target view `view`: research renders every target with --seed; ours gives each view its own seed in
+    the target stream (seeds.py), which no other render of the run uses."""
+    return int(c.seed) if c.target_seeds == "research" else seeds.render_seed(seeds.TARGET, view, c.seed)
+
+
+def view_seed(c: RunConfig, epoch: int, view: int, n_views: int, second: bool = False) -> int:
+    """Seed of the render of `view` at `epoch` (`second`: dual_buffer's second render). research: seed * view in
+    every epoch (view 1 then shares the target's seed, as in the research code). fresh: new noise every step, in
+    the optimization stream (seeds.py), so never a target's seed."""
+    if c.render_seeds == "research":
+        return int(c.seed) * view + int(second)
+    return seeds.render_seed(seeds.OPTIMIZE, 2 * (epoch * n_views + view) + int(second), c.seed)
 
 
 # direct_projective settings by profile. `research` = the research code's (Mitsuba's defaults: octree guiding

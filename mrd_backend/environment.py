@@ -113,6 +113,14 @@ def garden(h: int = 128) -> np.ndarray:
 
 
 GENERATED = {"studio": studio, "sky": sky, "garden": garden}
+# Photographed HDRIs (Poly Haven, CC0; 1K EXRs from Blender's studio lights, assets/hdri/LICENSE.txt): real lighting,
+# as the research lit its scenes with the hallstatt/skybox/garden HDRIs. Blender's own world convention applies.
+HDRI_DIR = Path(__file__).resolve().parent / "assets" / "hdri"
+BUNDLED_HDRIS = ("forest", "courtyard", "sunset", "city")
+
+
+def bundled_hdri(name: str) -> Path:
+    return HDRI_DIR / f"{name}.exr"
 
 
 def named_environment(name: str, resolution: int = 128) -> Environment:
@@ -120,8 +128,10 @@ def named_environment(name: str, resolution: int = 128) -> Environment:
         return Environment("constant", name="constant")
     if name in GENERATED:
         return Environment("array", array=GENERATED[name](resolution), name=name)
+    if name in BUNDLED_HDRIS:
+        return Environment("file", path=str(bundled_hdri(name)), name=name)
     p = Path(name)
     if p.suffix.lower() in (".hdr", ".exr", ".png", ".jpg", ".jpeg") or p.exists():
         return Environment("file", path=str(p), name=p.stem)
-    raise MRDError(f"unknown environment {name!r}: use one of {', '.join(['constant', *GENERATED])} "
+    raise MRDError(f"unknown environment {name!r}: use one of {', '.join(['constant', *GENERATED, *BUNDLED_HDRIS])} "
                    "or the path of an .hdr/.exr file")

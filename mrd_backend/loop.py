@@ -3,6 +3,7 @@ render with its cached view of the target, step the parameters. Progress, stream
 around the loop (in `Run`), not inside it."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import traceback
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import RunConfig, gradient_spp, integrator_settings
-from .errors import Cancelled, MRDError
+from .config import RunConfig, gradient_spp, integrator_settings, target_seed, view_seed
+from .errors import Cancelled, InternalError, MRDError
 from .guiding import steady_guiding
 from .profile import Profile
 from .run import REPORT_VERSION, RunFolder, default_out, grid
+from .seeds import EVALUATE, TURNTABLE, render_seed
 
 
 @dataclass
@@ -44,14 +46,55 @@ class RunResult:
 
 
 def optimize(config: RunConfig | dict | None = None, target=None, start=None, callback=None, should_stop=None,
-             progress: bool = False, log=print) -> RunResult:
+             progress: bool = False, log=print, resume: str | Path | None = None) -> RunResult:
     """Runs one metamer optimization. `target`: a SceneSpec (else `config.scene` is loaded); `start`: (vertices,
     faces) of the start shape (else `config.start`); `callback(StepResult)` after every logged step;
     `should_stop()` is asked between steps. Returns a RunResult; raises MRDError for bad input (the run folder
-    and its report.json say how far it got)."""
+    and its report.json say how far it got).
+
+    `resume=RUN_DIR` continues a cancelled, killed or failed run from its last checkpoint, in the same folder and
+    to the end its config names (`config` may then be None, or a dict of keys to change, such as {"epochs": N})."""
+    if resume is not None:
+        return _resume(Path(resume), config, callback, should_stop, progress, log)
     if isinstance(config, dict):
         config = RunConfig.from_dict(config)
     return Run(config or RunConfig(), target, start, log).execute(callback, should_stop, progress)
+
+
+FINISHED = ("done", "stopped_early")
+
+
+def _resume(folder: Path, changes, callback, should_stop, progress, log) -> RunResult:
+    from . import checkpoint
+    from .spec_io import load_spec
+    folder = folder.resolve()
+    if not (folder / "config.json").is_file():
+        raise MRDError(f"{folder} is not a run folder (no config.json): give the folder `mrd optimize` printed")
+    if not (folder / checkpoint.DIR / "target.npz").is_file():
+        raise MRDError(f"{folder} has no checkpoint (it was written by an mrd without resume): start a new run")
+    cfg = RunConfig.from_file(folder / "config.json")
+    if isinstance(changes, RunConfig):
+        changes = {"epochs": changes.epochs}
+    for k, v in (changes or {}).items():
+        if k not in ("epochs",):
+            raise MRDError(f"a resumed run keeps its configuration; only epochs can change (not {k!r})")
+        setattr(cfg, k, v)
+    report = _read_json(folder / "report.json")
+    saved = checkpoint.load(folder)
+    if report.get("status") in FINISHED and (saved is None or saved[1]["epoch"] + 1 >= cfg.epochs):
+        log(f"{folder} already finished ({report['status']}); nothing to resume")
+        return RunResult(folder, report["status"], report)
+    run = Run(cfg, load_spec(folder / checkpoint.DIR / "target.npz"), checkpoint.load_start(folder), log,
+              folder=folder, checkpoint=saved)
+    return run.execute(callback, should_stop, progress)
+
+
+def _read_json(path: Path) -> dict:
+    import json
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def versions() -> dict:
@@ -66,7 +109,7 @@ def versions() -> dict:
 
 
 class Run:
-    def __init__(self, cfg: RunConfig, target=None, start=None, log=print):
+    def __init__(self, cfg: RunConfig, target=None, start=None, log=print, folder=None, checkpoint=None):
         from . import material_scenes
         from .objectives import objective_class
         from .preflight import check_inputs
@@ -83,13 +126,22 @@ class Run:
         if not rig.matrices:
             rig.n_views = c.views
         rig.width, rig.height = c.width, c.height
+        if c.camera_distance is not None:      # --camera-distance / --profile research
+            rig.distance = float(c.camera_distance)
+        if c.camera_target == "origin":
+            rig.center = (0.0, 0.0, 0.0)
+        if c.env_rotation is not None:         # --env-rotation / --profile research (-90: the research's frame)
+            self.spec.environment.rotation_z = float(c.env_rotation)
         self.start = start
         self.profile = Profile()
         self.steps: list[dict] = []
         self.status = "running"
         self.error = None
         self.extra: dict = {}
-        self.folder = RunFolder(c.out or default_out(c))
+        self.resumed: list = []
+        self.resume_from = checkpoint  # (arrays, counters) of the checkpoint a resumed run continues from
+        named = dataclasses.replace(c, scene=self.spec.name, envmap=self.spec.environment.name)  # a given target's
+        self.folder = RunFolder(folder, reuse=True) if folder is not None else RunFolder(c.out or default_out(named))
         c.out = str(self.folder.path)
 
     # -- building --------------------------------------------------------------------------------------------------
@@ -109,10 +161,14 @@ class Run:
         from .scenes import load_target_mesh
         if self.start is not None:
             v, f = self.start
+        elif self.cfg.start == "icosphere" and self.cfg.start_placement == "origin":
+            v, f = icosphere(self.cfg.start_subdivisions)   # research: ico_10k.ply at the origin, its file scale
         elif self.cfg.start == "icosphere":
             center, radius = self.spec.bounds()
             v, f = icosphere(self.cfg.start_subdivisions)
             v = (v * 0.7 * radius + center).astype(np.float32)
+        elif self.cfg.start == "target":  # the reconstruction control: start at the answer
+            v, f = self.spec.vertices, self.spec.faces
         else:
             v, f = load_target_mesh(self.cfg.start)
         check_mesh(v, f, "start mesh", closed=True)
@@ -146,7 +202,7 @@ class Run:
         # Targets: rendered once, tone-mapped, their features computed once per view and cached.
         with self.profile("targets"):
             tscene = spec.load()
-            self.target_images = [to_ldr(mi.render(tscene, sensor=s, spp=c.spp, seed=c.seed + 7919 * i))
+            self.target_images = [to_ldr(mi.render(tscene, sensor=s, spp=c.spp, seed=target_seed(c, i)))
                                   for i, s in enumerate(self.sensors)]
             self.target_np = [np.asarray(t) for t in self.target_images]
             self.target_features = [self.objective.prepare(t) for t in self.target_images]
@@ -200,11 +256,12 @@ class Run:
         n = len(self.sensors)
         losses, sims, images = [], [], []
         for i, sensor in enumerate(self.sensors):
-            seed = c.seed + 1 + 2 * (epoch * n + i)  # fresh noise every step, never the target's seed
+            seed = view_seed(c, epoch, i, n)  # fresh noise every step, never a target's (research profile: seed * view)
             with self.profile("apply"):
                 P.apply()
             img = self.render(sensor, seed)
-            img2 = self.render(sensor, seed + 1) if obj.renders_per_view == 2 else None
+            img2 = self.render(sensor, view_seed(c, epoch, i, n, second=True)) \
+                if obj.renders_per_view == 2 else None
             with self.profile("objective"):
                 loss = _flat(obj.loss(img, self.target_features[i], img2))
                 reg = P.regularization()
@@ -226,17 +283,20 @@ class Run:
         loss = float(np.mean([float(dr.detach(x)[0]) for x in losses]))
         return loss, float(np.mean(sims)), images
 
-    def evaluate(self, spp=None, seed=10_000) -> tuple[list[np.ndarray], list[float], float]:
+    def evaluate(self, spp=None) -> tuple[list[np.ndarray], list[float], float]:
         """Renders the current state from every view (no gradients): images, per-view similarity, mean loss."""
         import drjit as dr
         from .tonemap import to_ldr
         with dr.suspend_grad():
             self.P.apply()
             images, sims, losses = [], [], []
+            n = len(self.sensors)
             for i, s in enumerate(self.sensors):
-                img = to_ldr(self.mi.render(self.scene, self.params, sensor=s, spp=spp or self.cfg.spp, seed=seed + i))
+                img = to_ldr(self.mi.render(self.scene, self.params, sensor=s, spp=spp or self.cfg.spp,
+                                            seed=render_seed(EVALUATE, i, self.cfg.seed)))
                 img2 = to_ldr(self.mi.render(self.scene, self.params, sensor=s, spp=spp or self.cfg.spp,
-                                             seed=seed + 5000 + i)) if self.objective.renders_per_view == 2 else None
+                                             seed=render_seed(EVALUATE, n + i, self.cfg.seed))) \
+                    if self.objective.renders_per_view == 2 else None
                 losses.append(float(_flat(self.objective.loss(img, self.target_features[i], img2))[0]))
                 sims.append(self.objective.similarity(self.target_features[i]))
                 images.append(np.asarray(img))
@@ -244,27 +304,80 @@ class Run:
 
     # -- around the loop ---------------------------------------------------------------------------------------------
     def execute(self, callback=None, should_stop=None, progress=False) -> RunResult:
+        from . import checkpoint
         c = self.cfg
-        self.folder.write_json("config.json", c.to_dict())
+        if self.resume_from is None and not (self.folder.path / checkpoint.DIR / "target.npz").exists():
+            self.folder.write_json("config.json", c.to_dict())
+            self._save_inputs()
+        else:
+            self._reopen()
         self.write_report()
+        reraise = None
         try:
             self._setup()
             self.write_report()
-            self._loop(callback, should_stop, progress)
-        except (Cancelled, KeyboardInterrupt):
+            self._loop(_guarded(callback), should_stop, progress)
+        except (Cancelled, KeyboardInterrupt, SystemExit) as exc:
             self.status = "cancelled"
-            self.log(f"cancelled: everything written so far is in {self.folder.path}")
+            self._write_report_quietly()  # first, so that a second signal or a kill cannot leave it `running`
+            self.log(f"cancelled: everything written so far is in {self.folder.path}; continue with "
+                     f"`mrd optimize --resume {self.folder.path}`")
+            if isinstance(exc, SystemExit):  # the caller's own exit (from a callback): honour it after finishing
+                reraise = exc
         except MRDError as exc:
             self.status, self.error = "failed", str(exc)
             raise
+        except OSError as exc:
+            self.status, self.error = "failed", _os_error(exc, self.folder.path)
+            raise MRDError(self.error) from None
         except Exception as exc:
             self.status = "failed"
             self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            (self.folder.path / "error.log").write_text(traceback.format_exc())
-            raise MRDError(f"internal error ({self.error}); details in {self.folder.path / 'error.log'}") from exc
+            try:
+                (self.folder.path / "error.log").write_text(traceback.format_exc())
+            except OSError:
+                pass
+            raise InternalError(f"internal error ({self.error}); details in {self.folder.path / 'error.log'}") from exc
         finally:
             self._finish()
+        if reraise is not None:
+            raise reraise
         return RunResult(self.folder.path, self.status, self.report, *self._final_mesh())
+
+    def _save_inputs(self):
+        """What a resume needs besides the checkpoint: the target as loaded, and the caller's start mesh."""
+        from . import checkpoint
+        from .spec_io import save_spec
+        (self.folder.path / checkpoint.DIR).mkdir(exist_ok=True)
+        integrator, self.spec.integrator = self.spec.integrator, None
+        try:
+            save_spec(self.spec, self.folder.path / checkpoint.DIR / "target.npz")
+        finally:
+            self.spec.integrator = integrator
+        checkpoint.save_start(self.folder.path, self.start)
+
+    def _reopen(self):
+        """A resumed run: the report's history and files as the checkpoint recorded them."""
+        counters = self.resume_from[1] if self.resume_from else {}
+        old = _read_json(self.folder.path / "report.json")
+        self.folder.started = old.get("started", self.folder.started)
+        self.resumed = list(old.get("resumed", [])) + [{"from_step": counters.get("epoch", -1) + 1,
+                                                        "at": time.time()}]
+        self.folder.write_json("config.json", self.cfg.to_dict())
+
+    def _write_report_quietly(self):
+        """The report, whatever else failed. On a full disk the atomic write has no room for a second copy: the
+        short form (status, error, steps) then overwrites the old report in place, which frees its space first."""
+        try:
+            self.write_report()
+        except Exception:
+            import json
+            short = {"version": REPORT_VERSION, "status": self.status, "error": self.error,
+                     "note": "short report: the full one could not be written", "steps": self.steps}
+            try:
+                (self.folder.path / "report.json").write_text(json.dumps(short, default=str))
+            except Exception:
+                pass
 
     def _final_mesh(self):
         if self.cfg.mode == "shape" and hasattr(self, "P"):
@@ -272,19 +385,48 @@ class Run:
             return st["vertices"], st["faces"]
         return None, None
 
-    def _loop(self, callback, should_stop, progress):
-        c = self.cfg
+    def _begin(self) -> int:
+        """The start evaluation, or the state of the checkpoint a resumed run continues from; the first epoch."""
         from .meshes import chamfer
+        self.best, self.bad = math.inf, 0
+        if self.resume_from is not None:
+            return self._restore_checkpoint(*self.resume_from)
         images, sims, loss0 = self.evaluate()
         self.start_eval = {"loss": loss0, "similarity": float(np.mean(sims)), "per_view": sims}
-        if c.mode == "shape":
+        if self.cfg.mode == "shape":
             v, f = self.P.state()["vertices"], self.P.faces
             self.start_eval.update(chamfer(v, f, self.spec.vertices, self.spec.faces))
+        self.best_state = self.P.state()
+        return 0
+
+    def _checkpoint(self, epoch: int):
+        from . import checkpoint
+        with self.profile("checkpoint"):
+            arrays = {**self.P.checkpoint(), **checkpoint.with_prefix("best_", self.best_state)}
+            checkpoint.save(self.folder.path, arrays, {
+                "epoch": epoch, "best": self.best, "bad": self.bad, "steps": self.steps,
+                "start_eval": self.start_eval, "files": self.folder.files, "started": self.folder.started})
+
+    def _restore_checkpoint(self, arrays: dict, counters: dict) -> int:
+        from . import checkpoint
+        self.P.load_checkpoint(arrays)
+        self.best_state = checkpoint.take_prefix("best_", arrays)
+        self.best, self.bad = counters["best"], counters["bad"]
+        self.steps, self.start_eval = counters["steps"], counters["start_eval"]
+        self.folder.files = counters["files"]
+        epoch = int(counters["epoch"])
+        self.log(f"resuming after epoch {epoch} of {self.cfg.epochs} from {self.folder.path}")
+        return epoch + 1
+
+    def _loop(self, callback, should_stop, progress):
+        c = self.cfg
+        first = self._begin()
         bar = _progress(c.epochs) if progress else None
-        best, bad, self.best_state = math.inf, 0, self.P.state()
-        self.final_state = self.best_state
+        if bar is not None and first:
+            bar.update(first)
+        self.final_state = self.P.state()
         self.status = "running"
-        for epoch in range(c.epochs):
+        for epoch in range(first, c.epochs):
             if should_stop is not None and should_stop():
                 raise Cancelled()
             t0 = time.perf_counter()
@@ -305,22 +447,22 @@ class Run:
             with self.profile("remesh"):
                 remeshed = self.P.end_of_epoch(epoch)
             seconds = time.perf_counter() - t0
+            if loss < self.best - c.min_delta:
+                self.best, self.bad, self.best_state = loss, 0, state
+            else:
+                self.bad += 1
             with self.profile("log"):
                 self._log_step(epoch, loss, sim, seconds, remeshed, images, state, callback)
             if bar is not None:
                 bar.set_postfix(loss=f"{loss:.4g}", sim=f"{sim:.4f}", s_per_step=f"{seconds:.2f}")
                 bar.update(1)
-            if loss < best - c.min_delta:
-                best, bad, self.best_state = loss, 0, state
-            else:
-                bad += 1
-                if c.patience and bad >= c.patience:
-                    self.log(f"early stop after epoch {epoch}: no improvement of the loss for {c.patience} epochs; "
-                             f"keeping the best state (loss {best:.4g})")
-                    self.P.restore(self.best_state)
-                    self.final_state = self.best_state
-                    self.status = "stopped_early"
-                    break
+            if c.patience and self.bad >= c.patience:
+                self.log(f"early stop after epoch {epoch}: no improvement of the loss for {c.patience} epochs; "
+                         f"keeping the best state (loss {self.best:.4g})")
+                self.P.restore(self.best_state)
+                self.final_state = self.best_state
+                self.status = "stopped_early"
+                break
         if bar is not None:
             bar.close()
         if self.status == "running":
@@ -361,6 +503,7 @@ class Run:
         if epoch % c.log_every == 0 or last or remeshed:
             self.steps.append(entry)
             self.write_report()
+            self._checkpoint(epoch)  # right after the report, so that both tell the same history
         step = StepResult(epoch, loss, sim, seconds, remeshed, files=files, info=info)
         if c.mode == "shape":
             step.vertices, step.faces = state["vertices"], state["faces"]
@@ -399,12 +542,18 @@ class Run:
                                             "per_view_end": sims}
                 self.extra["loss"] = {"start": self.start_eval["loss"], "end": loss}
                 self._end_of_run_evidence()
+        except Cancelled:  # a signal while finishing: keep what is written, say what is missing
+            self.extra["finish_note"] = "cancelled during the end-of-run work: final renders or evidence incomplete"
+            self.log(f"warning: {self.extra['finish_note']}")
         except Exception as exc:  # finishing must never hide the run's own outcome
             self.log(f"warning: could not write the final results ({type(exc).__name__}: {exc})")
-            (self.folder.path / "finish-error.log").write_text(traceback.format_exc())
+            try:
+                (self.folder.path / "finish-error.log").write_text(traceback.format_exc())
+            except OSError:
+                pass
         finally:
             self._plots()
-            self.write_report()
+            self._write_report_quietly()
             try:
                 from .evidence import write_report_html
                 write_report_html(self.folder.path)
@@ -425,11 +574,12 @@ class Run:
             out[f"forward_{name}"] = self.folder.rel(p)
         return out
 
-    def _render_all(self, scene, sensors, spp=None, seed=20_000, params=None):
+    def _render_all(self, scene, sensors, spp=None, params=None, stream=TURNTABLE, first=0):
         import drjit as dr
         from .tonemap import to_ldr
         with dr.suspend_grad():
-            return [np.asarray(to_ldr(self.mi.render(scene, params, sensor=s, spp=spp or self.cfg.spp, seed=seed + i)))
+            return [np.asarray(to_ldr(self.mi.render(scene, params, sensor=s, spp=spp or self.cfg.spp,
+                                                     seed=render_seed(stream, first + i, self.cfg.seed))))
                     for i, s in enumerate(sensors)]
 
     def _masks(self, spec, sensors, vertices=None, faces=None):
@@ -438,6 +588,7 @@ class Run:
         m = copy.copy(spec)
         m.integrator = {"type": "aov", "aovs": "dd:depth"}
         m.extras = {k: v for k, v in spec.extras.items() if "light" in k or "emitter" in k}
+        m.lights = [x for x in spec.lights if not x.is_visible_shape()]  # an area lamp is no part of the object
         scene = m.load(vertices=vertices, faces=faces) if vertices is not None else m.load()
         return [np.asarray(self.mi.render(scene, sensor=s, spp=1))[..., -1] > 0 for s in sensors]
 
@@ -460,45 +611,15 @@ class Run:
 
         from .tonemap import to_uint8
         for name, scene, params in (("turntable", self.scene, self.params), ("turntable_target", self.spec.load(), None)):
-            imgs = self._render_all(scene, sensors, params=params)
+            imgs = self._render_all(scene, sensors, params=params, first=0 if params is not None else frames)
             iio.imwrite(self.folder.path / "renders" / f"{name}.gif", np.stack([to_uint8(i) for i in imgs]),
                         extension=".gif", duration=120, loop=0)
 
     def _end_of_run_evidence(self):
-        c, spec = self.cfg, self.spec
-        if c.turntable_frames > 0:
-            with self.profile("turntable"):
-                self._turntable(c.turntable_frames)
-        if not c.evidence:
-            return
-        from .evidence import EvidenceInputs, end_of_run, find_null
-        from .evidence.heldout import control_spec, heldout_rig
-        with self.profile("evidence"):
-            control = self._render_all(control_spec(spec).load(), self.sensors)
-            rig = heldout_rig(spec)
-            ho_t = ho_r = None
-            if rig is not None:
-                ho_sensors = spec.sensors(rig, spp=c.spp)
-                ho_t = self._render_all(spec.load(), ho_sensors)
-                ho_r = self._render_all(self.scene, ho_sensors, params=self.params)
-            masks = ho_masks = None
-            if c.masks:
-                masks = self._masks(spec, self.sensors)
-                ho_masks = self._masks(spec, ho_sensors) if rig is not None else None
-            st = self.final_state if c.mode == "shape" else None
-            ev = end_of_run(EvidenceInputs(
-                objective=self.objective, target_images=self.target_np, result_images=self.final_images,
-                control_images=control, heldout_target_images=ho_t, heldout_result_images=ho_r, masks=masks,
-                heldout_masks=ho_masks, target_mesh=(spec.vertices, spec.faces) if st else None,
-                result_mesh=(st["vertices"], st["faces"]) if st else None,
-                null=find_null(spec.name, spec.environment.name, c.model, self.objective.weights_used),
-                run_dir=self.folder.path, panel_models=self.panel_models,
-                panel_weights=c.weights,
-                weights_dir=c.weights_dir, preprocess=c.preprocess,
-                target_features=None if c.masks else self.target_features, scene=spec.name,
-                envmap=spec.environment.name, seed=c.seed, log=self.log,
-                **({"panel": self.panel_built} if getattr(self, "panel_built", None) is not None else {})))
-        self.extra["evidence"] = ev
+        from .evidence.for_run import end_of_run_for
+        ev = end_of_run_for(self)  # turntable, control and held-out renders, the verdict (evidence/for_run.py)
+        if ev is not None:
+            self.extra["evidence"] = ev
 
     def _plots(self):
         from .plots import curves_png, optimization_gif
@@ -531,11 +652,41 @@ class Run:
              "objective": obj.describe() if obj else {"name": c.model}, "config": c.to_dict(),
              "started": self.folder.started, "seconds": time.time() - self.folder.started,
              "steps": self.steps, "profile": self.profile.summary(), "files": self.folder.files}
+        if self.resumed:
+            r["resumed"] = self.resumed
         r.update(self.extra)
         return r
 
     def write_report(self):
         self.folder.write_json("report.json", self.report)
+
+
+def _guarded(callback):
+    """The caller's callback; an exception in it stops the run as the caller's error, not as an internal one."""
+    if callback is None:
+        return None
+
+    def call(step):
+        try:
+            callback(step)
+        except Exception as exc:
+            raise MRDError(f"the step callback raised {type(exc).__name__}: {_first_line(exc)} (at step {step.step}); "
+                           "the run stopped there and kept its files") from exc
+    return call
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _os_error(exc: OSError, folder: Path) -> str:
+    import errno
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"the disk is full (writing {exc.filename or folder}): free some space, then continue the run with "
+                f"`mrd optimize --resume {folder}`")
+    return (f"cannot read or write {exc.filename or folder}: {exc.strerror or exc}; the run stopped, its files are "
+            f"kept in {folder}")
 
 
 def _flat(x):

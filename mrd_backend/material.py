@@ -305,6 +305,21 @@ class MaterialParameters:
             self.opt[k] = new
         self.params.update(self.opt)
 
+    # -- checkpoints (checkpoint.py) ----------------------------------------------------------------------------
+    def checkpoint(self) -> dict:
+        from .checkpoint import optimizer_arrays
+        return {"lr_scalars": np.float64(self.lr_scalars), **optimizer_arrays(self.opt)}
+
+    def load_checkpoint(self, arrays: dict):
+        from .checkpoint import load_optimizer_arrays, optimizer_values
+        values = optimizer_values(arrays)
+        self.restore({n: values[k] for n, k in self.keys.items()})
+        load_optimizer_arrays(self.opt, arrays)
+        self.lr_scalars = float(arrays["lr_scalars"])
+        if self.research_schedule and self.lr_scalars != self.lr:
+            self.opt.set_learning_rate({k: self.lr_scalars for n, k in self.keys.items() if n != "base_color"})
+        self.params.update(self.opt)
+
     def end_of_epoch(self, epoch: int) -> bool:
         """The learning-rate schedule. Constant, except under --preprocess research with dual_buffer: the research
         code then sets every parameter but base_color to max(0.09, lr * 0.95^epoch) after each epoch from 1 on."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import MRDError
 
 
@@ -112,11 +113,8 @@ def save_ply(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> Path:
     """Writes a binary PLY atomically (temporary name, then rename) so readers never see half a file."""
     import trimesh
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    trimesh.Trimesh(np.asarray(vertices, np.float64), np.asarray(faces), process=False).export(tmp, file_type="ply")
-    tmp.replace(path)
-    return path
+    mesh = trimesh.Trimesh(np.asarray(vertices, np.float64), np.asarray(faces), process=False)
+    return atomic_write(Path(path), lambda tmp: mesh.export(tmp, file_type="ply"))
 
 
 def icosphere(subdivisions: int = 5, radius: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

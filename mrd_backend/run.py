@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write, npz_bytes
 from .errors import MRDError
 from .meshes import save_ply
 from .tonemap import to_uint8
@@ -100,8 +101,10 @@ def grid(images: list[np.ndarray], per_row: int = 5, pad: int = 2) -> np.ndarray
 
 
 class RunFolder:
-    def __init__(self, path: str | Path):
-        self.path = choose_run_folder(path)
+    def __init__(self, path: str | Path, reuse: bool = False):
+        """A new run folder for `path` (see choose_run_folder), or with `reuse` the existing run folder itself
+        (a resume)."""
+        self.path = (Path(path) if reuse else choose_run_folder(path)).resolve()
         try:
             for sub in ("", "meshes", "renders", "textures", "forward"):
                 (self.path / sub).mkdir(parents=True, exist_ok=True)
@@ -116,45 +119,36 @@ class RunFolder:
 
     def _record(self, kind, p, many=True):
         if many:
-            self.files.setdefault(kind, []).append(self.rel(p))
+            lst = self.files.setdefault(kind, [])
+            if self.rel(p) not in lst:  # a resumed run rewrites some files
+                lst.append(self.rel(p))
         else:
             self.files[kind] = self.rel(p)
         return p
 
     def write_json(self, name: str, data) -> Path:
-        p = self.path / name
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(strict_json(data))
-        tmp.replace(p)
-        return p
+        text = strict_json(data)
+        return atomic_write(self.path / name, lambda tmp: tmp.write_text(text))
 
     def write_png(self, name: str, image_ldr: np.ndarray, kind: str | None = None) -> Path:
         import imageio.v3 as iio
-        p = self.path / name
-        tmp = p.with_name(p.stem + ".tmp.png")
-        iio.imwrite(tmp, to_uint8(image_ldr))
-        tmp.replace(p)
+        p = atomic_write(self.path / name, lambda tmp: iio.imwrite(tmp, to_uint8(image_ldr), extension=".png"))
         return self._record(kind, p) if kind else p
 
     def write_exr(self, name: str, image: np.ndarray, kind: str | None = None) -> Path:
         """Linear float image, exact (via Mitsuba's bitmap writer, which every install has)."""
         from .variant import mitsuba
         mi = mitsuba()
-        p = self.path / name
-        tmp = p.with_name(p.stem + ".tmp.exr")
-        mi.Bitmap(np.ascontiguousarray(image, np.float32)).write(str(tmp))
-        tmp.replace(p)
+        p = atomic_write(self.path / name, lambda tmp: mi.Bitmap(np.ascontiguousarray(image, np.float32)).write(
+            str(tmp)), suffix=".exr")
         return self._record(kind, p) if kind else p
 
     def write_mesh(self, name: str, vertices, faces, kind: str = "meshes") -> Path:
         return self._record(kind, save_ply(self.path / name, vertices, faces))
 
     def write_npz(self, name: str, **arrays) -> Path:
-        p = self.path / name
-        tmp = p.with_name(p.stem + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(p)
-        return p
+        data = npz_bytes(arrays)
+        return atomic_write(self.path / name, lambda tmp: tmp.write_bytes(data))
 
 
 def strict_json(data) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 from .cameras import CameraRig
 from .environment import Environment
 from .errors import MRDError
+from .lights import Light
 from .meshes import bounding_sphere, check_mesh
 
 # Principled BSDF scalars Mitsuba knows, with its defaults (used to list and validate optimizable parameters).
@@ -97,10 +98,12 @@ class SceneSpec:
     integrator: dict | None = None       # None: direct_projective (shape runs)
     extras: dict = field(default_factory=dict)  # more plain Mitsuba plugin dicts: ground plane, point light
     name: str = "scene"
+    lights: list = field(default_factory=list)  # Light (lamps exported from Blender), besides the environment
 
     def __post_init__(self):
         self.vertices = np.ascontiguousarray(self.vertices, np.float32)
         self.faces = np.ascontiguousarray(self.faces, np.int32)
+        self.lights = [x if isinstance(x, Light) else Light(**x) for x in (self.lights or [])]
         check_mesh(self.vertices, self.faces, f"mesh of scene {self.name!r}")
 
     # -- geometry -------------------------------------------------------------------------------------------
@@ -146,6 +149,8 @@ class SceneSpec:
         """Scene dict without sensors (cameras are passed per render). The object is under key 'shape'."""
         d = {"type": "scene", "integrator": self.integrator_dict(), "emitter": self.environment.to_mitsuba(),
              "shape": self.mesh(vertices, faces, material)}
+        for i, light in enumerate(self.lights):
+            d[f"light_{i:03d}"] = light.to_mitsuba()
         d.update(self.extras)
         return d
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .cameras import CameraRig
-from .environment import GENERATED, named_environment
+from .environment import BUNDLED_HDRIS, GENERATED, named_environment
 from .errors import MRDError
 from .meshes import load_mesh, read_mesh_file
 from .scene import Material, SceneSpec
@@ -74,7 +74,7 @@ def load_target_mesh(name: str, up: str = "auto") -> tuple[np.ndarray, np.ndarra
 
 
 def environment_names() -> list[str]:
-    return ["constant", *GENERATED]
+    return ["constant", *GENERATED, *BUNDLED_HDRIS]
 
 
 def shape_scene_names() -> list[str]:

@@ -20,6 +20,7 @@ class ShapeParameters:
         self.lr = cfg.lr
         self.regs = Regularizers(vertices, faces, {"laplacian": cfg.reg_laplacian, "edge": cfg.reg_edge,
                                                    "area": cfg.reg_area, "arap": cfg.reg_arap})
+        self.rest = (np.asarray(vertices, np.float32), np.asarray(faces, np.int32))  # the regularizers' rest mesh
         self._reset(vertices, faces)
 
     def _reset(self, vertices, faces):
@@ -56,7 +57,28 @@ class ShapeParameters:
 
     def restore(self, state: dict):
         self._reset(state["vertices"], state["faces"])
-        self.regs.rebuild(state["vertices"], state["faces"])
+        self._rebuild_regularizers(state["vertices"], state["faces"])
+
+    def _rebuild_regularizers(self, vertices, faces):
+        self.rest = (np.asarray(vertices, np.float32), np.asarray(faces, np.int32))
+        self.regs.rebuild(vertices, faces)
+
+    # -- checkpoints (checkpoint.py) ----------------------------------------------------------------------------
+    def checkpoint(self) -> dict:
+        """Arrays that rebuild this state exactly: topology, Large Steps' variable and Adam's moments, the
+        regularizers' rest mesh and the learning rate."""
+        from .checkpoint import optimizer_arrays
+        return {"vertices": self.vertices(), "faces": self.faces, "rest_vertices": self.rest[0],
+                "rest_faces": self.rest[1], "lr": np.float64(self.lr), **optimizer_arrays(self.opt)}
+
+    def load_checkpoint(self, arrays: dict):
+        from .checkpoint import load_optimizer_arrays, optimizer_values
+        self.lr = float(arrays["lr"])
+        self._reset(arrays["vertices"], arrays["faces"])  # Large Steps' operator depends on the faces only
+        self.opt["u"] = type(self.opt["u"])(np.asarray(optimizer_values(arrays)["u"], np.float32))
+        load_optimizer_arrays(self.opt, arrays)
+        self.apply()
+        self._rebuild_regularizers(arrays["rest_vertices"], arrays["rest_faces"])
 
     def end_of_epoch(self, epoch: int) -> bool:
         """Remeshes after the scheduled epochs; True when it did (topology changed)."""
@@ -70,5 +92,5 @@ class ShapeParameters:
         self.lr *= self.cfg.remesh_decay
         self.log(f"remeshed after epoch {epoch}: {len(v)} vertices, lr {self.lr:.4g}")
         self._reset(v, f)
-        self.regs.rebuild(v, f)
+        self._rebuild_regularizers(v, f)
         return True

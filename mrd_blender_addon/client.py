@@ -1,8 +1,11 @@
 """The worker client: starts `python -m mrd_backend.worker` in the backend's environment, reads its JSON-lines
 stream, cancels it. Standard library only (no bpy), so it also runs in tests and scripts.
 
-One reader thread per worker turns stdout lines into events on a queue; it never touches bpy. The UI drains the
-queue from a `bpy.app.timers` callback (`poll()`, never blocks); background mode loops over `events()` (blocks).
+The worker's stdout goes to a file in the run folder (`events.jsonl`), not a pipe: the worker never depends on
+Blender staying alive to write its stream, so when Blender quits mid-run (stdin reaches its end: `--exit-on-eof`)
+the worker finishes its step and its final files, and its report says `cancelled`. One reader thread per worker
+follows that file and turns its lines into events on a queue; it never touches bpy. The UI drains the queue from a
+`bpy.app.timers` callback (`poll()`, never blocks); background mode loops over `events()` (blocks).
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from pathlib import Path
 
 PROTOCOL = 1
 STOP_FILE = "STOP"
+EVENTS_FILE = "events.jsonl"   # the worker's protocol stream (its stdout), in the run folder
+FOLLOW_SECONDS = 0.01          # how often the reader looks for new lines
 ADDON_DIR = Path(__file__).resolve().parent
 
 
@@ -56,7 +61,7 @@ def backend():
             sys.modules["mrd_backend"] = module
             spec.loader.exec_module(module)
             _BACKEND = module
-    for sub in ("errors", "scene", "spec_io", "cameras", "environment", "meshes"):
+    for sub in ("errors", "scene", "spec_io", "cameras", "environment", "meshes", "lights", "material"):
         importlib.import_module(f"{_BACKEND.__name__}.{sub}")
     return _BACKEND
 
@@ -142,17 +147,42 @@ def _last_lines(text: str, n: int) -> str:
     return " | ".join(lines[-n:])
 
 
-class Worker:
-    """One worker process for one run folder."""
+def confined_run_folder(out, root) -> Path:
+    """`out` resolved, if it is a folder strictly inside the results folder `root` (symbolic links and `..`
+    resolved first); else a RuntimeError that says so. The worker writes only there (its files, STOP, logs), so a
+    path from a .blend (a result's `mrd_run`) or a config can never make it write elsewhere."""
+    o, r = Path(out).expanduser().resolve(), Path(root).expanduser().resolve()
+    if o == r or r not in o.parents:
+        raise RuntimeError(f"the run folder {o} is not inside the results folder {r}: runs are written only under "
+                           "the Output folder (set Output to the folder that holds the run)")
+    return o
 
-    def __init__(self, python: str, out: str | Path, scene: str | Path, config: str | Path,
-                 start: str | Path | None = None, env: dict | None = None):
+
+def worker_args(python: str, scene=None, config=None, start=None, resume=None) -> list[str]:
+    """The worker's command line: a new run (scene, config, optional start mesh) or the resume of a run folder."""
+    args = [str(python), "-u", "-m", "mrd_backend.worker"]
+    if resume is not None:
+        args += ["--resume", str(resume)]
+    else:
+        args += ["--scene", str(scene), "--config", str(config)]
+        if start:
+            args += ["--start", str(start)]
+    return args + ["--exit-on-eof"]
+
+
+class Worker:
+    """One worker process for one run folder (a new run, or with `resume=True` the resume of the run in `out`)."""
+
+    def __init__(self, python: str, out: str | Path, scene: str | Path | None = None,
+                 config: str | Path | None = None, start: str | Path | None = None, env: dict | None = None,
+                 resume: bool = False, root: str | Path | None = None):
         self.python = python
         self.out = Path(out)
-        self.args = [python, "-u", "-m", "mrd_backend.worker", "--scene", str(scene), "--config", str(config),
-                     "--exit-on-eof"]
-        if start:
-            self.args += ["--start", str(start)]
+        self.root = Path(root) if root is not None else None   # the results folder `out` must lie in
+        self.config = Path(config) if config is not None else None
+        if not resume and (scene is None or config is None):
+            raise ValueError("a new run needs its scene and config files")
+        self.args = worker_args(python, scene, config, start, resume=self.out if resume else None)
         self.env = worker_env(env)
         self.log_path = self.out / "worker.log"
         self.proc: subprocess.Popen | None = None
@@ -160,50 +190,88 @@ class Worker:
         self.hello: dict | None = None
         self.finished = False        # a done/error event (real or made up here) has been handed out
         self.cancel_requested = False
+        self.detached = False        # Blender let go of it: it finishes its files on its own
         self._reader = None
         self._log = None
+        self._offset = 0
 
     # -- lifetime ----------------------------------------------------------------------------------------------
     def start(self) -> "Worker":
         problem = python_problem(self.python)
         if problem:
             raise RuntimeError(problem)
+        if self.root is not None:
+            self.out = confined_run_folder(self.out, self.root)
+        if self.config is not None:  # the worker writes where its config says: that must be this folder too
+            try:
+                named = json.loads(self.config.read_text()).get("out")
+            except (OSError, ValueError):
+                named = None
+            if named is None or Path(named).expanduser().resolve() != self.out.resolve():
+                raise RuntimeError(f"the run's config {self.config} names the run folder {named}, not {self.out}: "
+                                   "start the run again")
         self.out.mkdir(parents=True, exist_ok=True)
         stop = self.out / STOP_FILE
         if stop.exists():
             stop.unlink()
         self._log = open(self.log_path, "ab")
+        self.events_path = self.out / EVENTS_FILE
+        start_at = self.events_path.stat().st_size if self.events_path.exists() else 0  # a resume appends
+        stream = open(self.events_path, "ab")
         kw = {}
         if os.name == "nt":
             kw["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        else:
+            kw["start_new_session"] = True  # Ctrl+C in Blender's terminal must not kill it mid-write
         try:
-            self.proc = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+            self.proc = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=stream, stderr=self._log,
                                          env=self.env, cwd=str(self.out), **kw)
         except OSError as exc:
             self._log.close()
             raise RuntimeError(f"cannot start the backend Python {self.python}: {exc}") from None
+        finally:
+            stream.close()   # the worker holds its own copy
+        self._offset = start_at
         self._reader = threading.Thread(target=self._read, name="mrd-worker-reader", daemon=True)
         self._reader.start()
         return self
 
     def _read(self):
-        """Reader thread: stdout lines -> events on the queue, then one `_exit` event. No bpy here."""
+        """Reader thread: follows the events file; its lines -> events on the queue, then one `_exit` event when
+        the process has ended and every line is read. No bpy here."""
         proc = self.proc
+        partial = b""
         try:
-            for raw in proc.stdout:
-                try:
-                    ev = json.loads(raw.decode("utf-8", "replace"))
-                except ValueError:
-                    ev = None
-                if isinstance(ev, dict) and isinstance(ev.get("event"), str):
-                    self.queue.put(ev)
+            with open(self.events_path, "rb") as fh:
+                fh.seek(self._offset)
+                while True:
+                    chunk = fh.readline()
+                    if chunk:
+                        partial += chunk
+                        if not partial.endswith(b"\n"):
+                            continue   # the rest of the line is not written yet
+                        raw, partial = partial, b""
+                        try:
+                            ev = json.loads(raw.decode("utf-8", "replace"))
+                        except ValueError:
+                            ev = None
+                        if isinstance(ev, dict) and isinstance(ev.get("event"), str):
+                            self.queue.put(ev)
+                        continue
+                    if proc.poll() is not None:
+                        rest = fh.read()
+                        if not rest:
+                            break
+                        partial += rest
+                        continue
+                    if self.detached:
+                        break
+                    time.sleep(FOLLOW_SECONDS)
         except (OSError, ValueError):
             pass
+        if self.detached and proc.poll() is None:
+            return
         rc = proc.wait()
-        try:
-            proc.stdout.close()
-        except (OSError, ValueError):
-            pass
         self.queue.put({"event": "_exit", "returncode": rc})
 
     @property
@@ -228,6 +296,25 @@ class Worker:
         except (OSError, ValueError):
             pass
 
+    def detach(self):
+        """Blender quits (or the UI stops waiting): asks the worker to stop after its step and leaves it to finish
+        writing on its own; it is never killed, so its report ends as `cancelled`, not `running`."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.cancel()
+        self.detached = True
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()   # end of input: with --exit-on-eof the worker cancels too
+        except (OSError, ValueError):
+            pass
+        if self._log is not None:
+            try:
+                self._log.close()
+            except (OSError, ValueError):
+                pass
+
     def terminate(self, grace: float = 5.0):
         """Stops the process now (after `grace` seconds of a polite request). For unregister and Blender exit."""
         if self.proc is None:
@@ -250,16 +337,11 @@ class Worker:
         self.close()
 
     def close(self, wait: float = 2.0):
-        """Closes our ends of the pipes and the log (after up to `wait` seconds for the reader to see the end).
-        stdout is left to the reader thread while it runs: closing a pipe another thread reads would block."""
+        """Closes our end of stdin and the log (after up to `wait` seconds for the reader to see the end)."""
         reader_alive = self._reader is not None and self._reader.is_alive()
         if reader_alive and self._reader is not threading.current_thread() and wait > 0:
             self._reader.join(timeout=wait)
-            reader_alive = self._reader.is_alive()
-        handles = [getattr(self.proc, "stdin", None), self._log]
-        if not reader_alive:
-            handles.append(getattr(self.proc, "stdout", None))
-        for fh in handles:
+        for fh in (getattr(self.proc, "stdin", None), self._log):
             try:
                 if fh is not None:
                     fh.close()

@@ -21,6 +21,8 @@ from . import apply, client, export, preferences, properties
 CURRENT = None   # the running Job (one at a time)
 LAST = None      # the last finished Job (the panel shows its outcome)
 TICK = 0.1       # seconds between timer calls while a run goes
+CANCEL_UI_SECONDS = 2.0   # after Cancel, the UI waits this long for the worker's last step, then lets go of it
+WARMUP_STEPS = 2          # steps left out of the time-left estimate (start-up, kernel compilation)
 
 
 class JobError(Exception):
@@ -77,6 +79,10 @@ class Job:
         self.events_seen = 0
         self.done_event: dict | None = None
         self._keep_every = 10
+        self.cancel_time = None               # time.monotonic() of the Cancel press
+        self.finish_time = None               # when the last step (or a cancel) arrived: the finishing phase
+        self.resumed = False
+        self.phase: dict | None = None        # the backend's own phase event (e.g. evidence), if it sends one
 
     # -- start --------------------------------------------------------------------------------------------
     @classmethod
@@ -115,6 +121,12 @@ class Job:
         except (export.ExportError, errors.MRDError) as exc:
             raise JobError(str(exc)) from None
         job.notes, job.warnings = ex.notes, ex.warnings
+        if settings.mode == "material":
+            tex = properties.texture_size_of(ex.spec.material) if settings.texture_source == "target" else None
+            if tex is not None:
+                cfg["texture_size"] = tex
+            job.notes.append(f"material textures of {cfg['texture_size'][0]}x{cfg['texture_size'][1]} "
+                             + ("(the target's)" if tex is not None else "(Texture size)"))
         inputs = run_dir / "input"
         try:
             inputs.mkdir(parents=True, exist_ok=True)
@@ -130,7 +142,7 @@ class Job:
         job._keep_every = settings.keep_every
         job.worker = client.Worker(python, run_dir, inputs / "scene.npz", inputs / "config.json",
                                    inputs / "start.npz" if start is not None else None,
-                                   env=preferences.worker_env_extra(context))
+                                   env=preferences.worker_env_extra(context), root=output_root(settings))
         try:
             job.worker.start()
         except RuntimeError as exc:
@@ -144,6 +156,50 @@ class Job:
             job._print("note: " + n)
         return job
 
+    @classmethod
+    def resume(cls, context, run_dir, python: str | None = None) -> "Job":
+        """Resumes a cancelled run in its own folder (`python -m mrd_backend.worker --resume RUN_DIR`): the same
+        result object follows it. Raises JobError when the folder is not a resumable run."""
+        try:   # a path from the .blend (the result's mrd_run): only a folder inside the Output folder
+            run_dir = client.confined_run_folder(run_dir, output_root(context.scene.mrd))
+        except RuntimeError as exc:
+            raise JobError(str(exc)) from None
+        inputs = run_dir / "input"
+        try:
+            cfg = json.loads((inputs / "config.json").read_text())
+        except (OSError, ValueError):
+            raise JobError(f"{run_dir} is not a run folder made by this add-on (no input/config.json): start a "
+                           "new run instead") from None
+        try:
+            status = json.loads((run_dir / "report.json").read_text()).get("status")
+        except (OSError, ValueError):
+            status = None
+        if status not in ("cancelled", None):
+            raise JobError(f"the run in {run_dir} is {status}, not cancelled: only a cancelled run can be resumed")
+        result = next((o for o in bpy.data.objects if o.get("mrd_role") == "result" and o.get("mrd_run")
+                       and Path(str(o["mrd_run"])).resolve() == run_dir), None)
+        job = cls()
+        job.run_dir, job.resumed = run_dir, True
+        job.mode = cfg.get("mode", "shape")
+        job.epochs = int(cfg.get("epochs", 0))
+        job.target_name = str(result.get("mrd_target", "")) if result is not None else ""
+        python = python or preferences.backend_python(context)
+        problem = client.python_problem(python)
+        if problem:
+            raise JobError(problem)
+        if result is not None and bpy.data.objects.get(job.target_name) is not None:
+            job.writer = apply.ResultWriter.adopt(result)
+        job._keep_every = job.writer.keep_every if job.writer is not None else 10
+        job.worker = client.Worker(python, run_dir, env=preferences.worker_env_extra(context), resume=True,
+                                   root=output_root(context.scene.mrd))
+        try:
+            job.worker.start()
+        except RuntimeError as exc:
+            raise JobError(str(exc)) from None
+        job.status = "running"
+        job._print(f"resumed: {run_dir}")
+        return job
+
     # -- events -------------------------------------------------------------------------------------------
     def _writer(self):
         if self.writer is None:
@@ -152,11 +208,9 @@ class Job:
                 return None
             self.writer = apply.ResultWriter(target, self.mode, self.run_dir, self._keep_every)
             self.writer.begin(self.start_mesh)
-        elif self.writer.obj() is None:  # undone or deleted while running: make it again
-            target = bpy.data.objects.get(self.target_name)
-            if target is not None:
-                self.writer.name = apply.result_name(self.target_name)
-                self.writer.begin(self.start_mesh)
+        elif not self.writer.intact():  # undone (or deleted) while running: rebuild it from the step files
+            if bpy.data.objects.get(self.target_name) is not None:
+                self.writer.restore(self.start_mesh)
         return self.writer
 
     def _arrays(self, ev):
@@ -186,6 +240,8 @@ class Job:
                     self._print(self.last_log)
             elif kind == "step":
                 self._step(ev, live=ev is newest)
+            elif kind == "phase":   # optional: {"event": "phase", "name": "evidence", "done": i, "total": n}
+                self.phase = ev
             elif kind == "done":
                 self.done_event = ev
                 self._finish(ev.get("status", "done"), "")
@@ -217,6 +273,8 @@ class Job:
         if ev.get("write_seconds") is not None:
             self.write_times.append(float(ev["write_seconds"]))
         self.elapsed_list.append(float(self.elapsed or 0.0))
+        if last and self.finish_time is None:
+            self.finish_time = time.monotonic()
         if bpy.app.background:
             self._print(self.progress_text())
 
@@ -228,7 +286,8 @@ class Job:
             self.writer.finish(status, message)
         if self.worker is not None:  # the worker exits by itself now; never wait for it on the UI thread
             self.worker.close(wait=2.0 if bpy.app.background else 0.0)
-        self._print(self.summary(), error=status == "failed")
+        if not (bpy.app.background and status == "failed"):  # a background failure: the operator reports it
+            self._print(self.summary(), error=status == "failed")
 
     # -- driving ------------------------------------------------------------------------------------------
     @property
@@ -248,10 +307,25 @@ class Job:
             self.worker.terminate(grace=2)
             self._finish("failed", f"the add-on failed while applying a step ({type(exc).__name__}: {exc})")
             _ui_update(self)
+        if self.status == "cancelling" and self.cancel_time is not None \
+                and time.monotonic() - self.cancel_time > CANCEL_UI_SECONDS:
+            self.let_go("cancelled", "cancelled; the backend finishes writing its files in the background")
+            _ui_update(self)
         if not self.active:
             _on_finished(self)
             return None
         return TICK
+
+    def let_go(self, status, message=""):
+        """The UI stops waiting for the worker (it is left to finish its files on its own; they stay in the run
+        folder) and the run ends here as `status`. The steps applied so far stay."""
+        if self.worker is not None:
+            self.worker.detach()
+            _drain_later(self.worker)
+        self.status, self.message = status, message
+        if self.writer is not None and self.writer.obj() is not None:
+            self.writer.finish(status, message)
+        self._print(self.summary())
 
     def run_blocking(self):
         """Background mode: applies events until the run ends. Ctrl+C cancels after the current step."""
@@ -277,6 +351,9 @@ class Job:
             self.worker.terminate(grace=0.5)
             return
         self.status = "cancelling"
+        self.cancel_time = time.monotonic()
+        if self.finish_time is None:
+            self.finish_time = self.cancel_time
         self.worker.cancel()
 
     def shutdown(self):
@@ -287,6 +364,30 @@ class Job:
             self.status, self.message = "cancelled", "stopped (Blender closed the file or the add-on)"
 
     # -- text ---------------------------------------------------------------------------------------------
+    def time_left(self) -> float | None:
+        """Seconds left, from steady-state steps only: the median of the latest step intervals after the first
+        WARMUP_STEPS (start-up and kernel compilation make the first ones many times longer). None until known."""
+        t = self.elapsed_list
+        if self.step is None or len(t) < WARMUP_STEPS + 2:
+            return None
+        steady = np.diff(np.asarray(t[WARMUP_STEPS:], np.float64))[-20:]
+        steady = steady[steady >= 0]
+        if not len(steady):
+            return None
+        return float(np.median(steady)) * max(0, self.epochs - self.step - 1)
+
+    def phase_text(self) -> str | None:
+        """After the last step (or a cancel) the backend renders the result and measures the evidence: a phase of
+        its own, with its time so far (and its progress, when the backend sends `phase` events)."""
+        if self.finish_time is None or not self.active:
+            return None
+        spent = _duration(time.monotonic() - self.finish_time)
+        if self.phase and self.phase.get("total"):
+            return (f"{self.phase.get('name', 'finishing')} {int(self.phase.get('done', 0))}/"
+                    f"{int(self.phase['total'])} ({spent})")
+        what = "stopping: final files" if self.status == "cancelling" else "finishing: final renders, evidence"
+        return f"{what} ({spent})"
+
     def progress_text(self) -> str:
         if self.step is None:
             return f"MRD: starting the backend ({self.target_name})"
@@ -295,10 +396,12 @@ class Job:
             parts.append(f"loss {self.loss:.4g}")
         if self.similarity is not None:
             parts.append(f"similarity {self.similarity:.3f}")
-        if self.eta is not None and self.active:
-            parts.append(f"{_duration(self.eta)} left")
-        if self.status == "cancelling":
-            parts.append("(stopping after this step)")
+        phase = self.phase_text()
+        if phase:
+            parts.append(phase)
+        elif self.active:
+            left = self.time_left()
+            parts.append(f"{_duration(left)} left" if left is not None else "estimating time left")
         return "  ".join(parts)
 
     def summary(self) -> str:
@@ -377,12 +480,13 @@ def _timer():
     return job.tick()
 
 
-def launch(context, settings=None, python=None) -> Job:
-    """Starts a run; interactive: returns at once (a timer applies the steps); background: returns when done."""
+def launch(context, settings=None, python=None, resume_dir=None) -> Job:
+    """Starts a run (or resumes the cancelled run in `resume_dir`); interactive: returns at once (a timer applies
+    the steps); background: returns when done."""
     global CURRENT
     if CURRENT is not None and CURRENT.active:
         raise JobError("a run is already going: cancel it first (MRD panel > Cancel)")
-    job = Job.start(context, settings, python)
+    job = Job.resume(context, resume_dir, python) if resume_dir is not None else Job.start(context, settings, python)
     CURRENT = job
     if bpy.app.background:
         job.run_blocking()
@@ -393,19 +497,56 @@ def launch(context, settings=None, python=None) -> Job:
 
 
 def stop_worker():
-    """At interpreter exit: stops the worker process only (bpy may already be torn down, so it is not touched)."""
+    """At interpreter exit: tells the worker (stop after the step; end of stdin) and leaves it to finish writing,
+    so its report says `cancelled`. bpy may already be torn down, so it is not touched."""
     job = CURRENT
-    if job is not None and job.worker is not None:
-        job.worker.terminate(grace=3)
+    if job is not None and job.worker is not None and job.active:
+        job.worker.detach()
+
+
+_DRAINING: list = []
+
+
+def _drain_later(worker):
+    """Closes a let-go worker's handles once it has ended (a timer; nothing waits for it)."""
+    _DRAINING.append(worker)
+    if bpy.app.background or bpy.app.timers.is_registered(_drain):
+        return
+    bpy.app.timers.register(_drain, first_interval=1.0, persistent=True)
+
+
+def _drain():
+    for w in list(_DRAINING):
+        w.poll()
+        if not w.running:
+            w.close(wait=0.0)
+            _DRAINING.remove(w)
+    return 1.0 if _DRAINING else None
 
 
 def shutdown():
     global CURRENT
     if bpy.app.timers.is_registered(_timer):
         bpy.app.timers.unregister(_timer)
+    if bpy.app.timers.is_registered(_drain):
+        bpy.app.timers.unregister(_drain)
+    for w in _DRAINING:   # let-go workers finish on their own; only our handles are closed
+        w.close(wait=0.0)
+    _DRAINING.clear()
     if CURRENT is not None:
         CURRENT.shutdown()
         CURRENT = None
     for win in _windows():
         _status_text(win, None)
 
+
+
+def resumable_run(context) -> Path | None:
+    """The run folder a Resume would continue: the active result's run if it was cancelled, else the last run's."""
+    obj = getattr(context, "active_object", None)
+    if obj is not None and obj.get("mrd_role") == "result" and obj.get("mrd_run"):
+        return Path(obj["mrd_run"]) if obj.get("mrd_status") == "cancelled" else None
+    last = LAST
+    if last is not None and last.status == "cancelled" and last.run_dir is not None:
+        return last.run_dir
+    return None

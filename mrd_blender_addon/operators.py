@@ -1,6 +1,5 @@
 """Operators: Optimize Metamer (`mrd.optimize_metamer`), Cancel, open the run's renders, show the step history."""
 
-import sys
 from pathlib import Path
 
 import bpy
@@ -32,21 +31,20 @@ class MRD_OT_optimize_metamer(bpy.types.Operator):
         try:
             j = job.launch(context)
         except job.JobError as exc:
-            self.report({"ERROR"}, str(exc))
-            if bpy.app.background:
-                print(f"MRD error: {exc}", file=sys.stderr, flush=True)
+            self.report({"ERROR"}, str(exc))  # background: Blender prints it (once) and bpy.ops raises with it
             return {"CANCELLED"}
-        for w in j.warnings:
-            self.report({"WARNING"}, w)
-        for n in j.notes:
-            self.report({"INFO"}, n)
         if not bpy.app.background:
+            for w in j.warnings:
+                self.report({"WARNING"}, w)
+            for n in j.notes:
+                self.report({"INFO"}, n)
             self.report({"INFO"}, f"MRD: optimizing {j.target_name}; files in {j.run_dir}")
             return {"FINISHED"}
+        # Background: the job has printed its warnings, notes and a finished run's summary; Blender prints every
+        # report, so only a failure is reported (once, as "Error: ..."; it makes bpy.ops raise with the reason).
         if j.status == "failed":
             self.report({"ERROR"}, j.summary())
             return {"FINISHED"} if j.writer is not None else {"CANCELLED"}
-        self.report({"INFO"}, j.summary())
         return {"FINISHED"}
 
 
@@ -64,6 +62,35 @@ class MRD_OT_cancel(bpy.types.Operator):
         job.CURRENT.cancel()
         self.report({"INFO"}, "MRD: stopping the backend now" if twice else
                     "MRD: stopping after the current step (press again to stop at once)")
+        return {"FINISHED"}
+
+
+class MRD_OT_resume(bpy.types.Operator):
+    """Continue a cancelled run where it stopped, in its own run folder; the same result object follows it"""
+    bl_idname = "mrd.resume"
+    bl_label = "Resume"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        if _busy():
+            return False
+        if job.resumable_run(context) is None:
+            if hasattr(cls, "poll_message_set"):
+                cls.poll_message_set("no cancelled run to resume (select its result)")
+            return False
+        return True
+
+    def execute(self, context):
+        try:
+            j = job.launch(context, resume_dir=job.resumable_run(context))
+        except job.JobError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if bpy.app.background and j.status == "failed":
+            self.report({"ERROR"}, j.summary())
+        elif not bpy.app.background:
+            self.report({"INFO"}, f"MRD: resuming {j.run_dir}")
         return {"FINISHED"}
 
 
@@ -177,7 +204,8 @@ class MRD_OT_show_steps(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (MRD_OT_optimize_metamer, MRD_OT_cancel, MRD_OT_report, MRD_OT_open_renders, MRD_OT_show_steps)
+classes = (MRD_OT_optimize_metamer, MRD_OT_cancel, MRD_OT_resume, MRD_OT_report, MRD_OT_open_renders,
+           MRD_OT_show_steps)
 
 
 register, unregister = bpy.utils.register_classes_factory(classes)

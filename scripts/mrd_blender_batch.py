@@ -1,6 +1,7 @@
 """Headless metamer optimization of a .blend's object: the same run as the MRD panel's "Optimize Metamer".
 
-Run it with Blender (3.4 or newer; the MRD add-on installed, or this checkout next to the script):
+Run it with Blender (3.4 or newer) and the MRD add-on installed (a 4.2+ extension or the legacy add-on); without
+one it uses the add-on of the checkout this script is in:
 
     blender -b scene.blend --python scripts/mrd_blender_batch.py -- \\
         --target Suzanne --mode shape --model resnet --views 8 --resolution 128 --spp 16 --epochs 200 \\
@@ -10,8 +11,9 @@ Every option is optional; an unset one keeps the value saved in the .blend (scen
 panel runs as it is: `blender -b prepared.blend --python scripts/mrd_blender_batch.py -- --save out.blend`.
 `--backend-python` sets the backend's interpreter for this run (else the add-on preferences, then
 $MRD_BACKEND_PYTHON). The script blocks until the run ends, applies the result (result object, step history,
-textures), saves the file if asked, and exits 0 when the run finished or was cancelled, 1 when it failed (the reason
-on stderr), 2 for bad arguments. Ctrl+C stops the run after the current step and keeps what it wrote.
+textures), saves the file if asked (when the run made a result), and exits 0 when the run finished or was
+cancelled, 1 when it failed (the reason once on stderr), 2 for bad arguments (an unknown object or --model, no
+add-on). Ctrl+C stops the run after the current step and keeps what it wrote.
 """
 from __future__ import annotations
 
@@ -50,26 +52,56 @@ def parse(argv):
     return p.parse_args(argv)
 
 
-def ensure_addon():
-    """Enables the installed add-on; else registers this checkout's copy (scripts/.. holds mrd_blender_addon)."""
-    import addon_utils
+def _loaded_addon():
+    """The package name of the MRD add-on that is registered now, if any."""
     import bpy
-    if hasattr(bpy.types.Scene, "mrd"):
-        return
-    for mod in addon_utils.modules():  # installed: legacy "mrd_blender_addon" or extension "bl_ext.<repo>.mrd_..."
+    if not hasattr(bpy.types.Scene, "mrd"):
+        return None
+    for name in list(bpy.context.preferences.addons.keys()) + list(sys.modules):
+        if (name == "mrd_blender_addon" or name.endswith(".mrd_blender_addon")) and name in sys.modules:
+            return name
+    return None
+
+
+def ensure_addon() -> str:
+    """Enables the installed add-on (a 4.2+ extension `bl_ext.<repo>.mrd_blender_addon` or the legacy
+    `mrd_blender_addon`); else registers this checkout's copy (scripts/.. holds mrd_blender_addon). Returns the
+    add-on's package name: its modules are imported through it, never by the plain name, which an extension
+    install does not have."""
+    import importlib
+
+    import addon_utils
+    name = _loaded_addon()
+    if name:
+        return name
+    for mod in addon_utils.modules():
         if mod.__name__ == "mrd_blender_addon" or mod.__name__.endswith(".mrd_blender_addon"):
             if addon_utils.enable(mod.__name__, default_set=False) is not None:
-                return
-    root = str(Path(__file__).resolve().parent.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    import mrd_blender_addon
-    mrd_blender_addon.register()
+                return mod.__name__
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "mrd_blender_addon" / "__init__.py").is_file():
+        raise SystemExit("MRD: the MRD add-on is not installed and this script is not in a checkout of the project: "
+                         "install the add-on (docs/blender.md, Install) or run the checkout's scripts/"
+                         "mrd_blender_batch.py")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    addon = importlib.import_module("mrd_blender_addon")
+    addon.register()
+    return "mrd_blender_addon"
 
 
-def apply_args(args, scene):
+def addon_module(package: str, name: str):
+    import importlib
+    return importlib.import_module(f"{package}.{name}")
+
+
+def apply_args(args, scene, package="mrd_blender_addon"):
     import bpy
     s = scene.mrd
+    if args.model is not None:
+        models = [item.identifier for item in s.bl_rna.properties["model"].enum_items]
+        if args.model not in models:
+            raise SystemExit(f"MRD: unknown --model {args.model!r}: use one of {', '.join(models)}")
     if args.target:
         obj = bpy.data.objects.get(args.target)
         if obj is None:
@@ -107,8 +139,7 @@ def apply_args(args, scene):
         s.use_native_size = True
     if args.backend_python:
         os.environ["MRD_BACKEND_PYTHON"] = args.backend_python
-        from mrd_blender_addon import preferences
-        p = preferences.prefs()
+        p = addon_module(package, "preferences").prefs()
         if p is not None:
             p.backend_python = args.backend_python
 
@@ -120,21 +151,22 @@ def main(argv=None) -> int:
     except SystemExit as exc:
         return 2 if exc.code else 0
     try:
-        ensure_addon()
-        apply_args(args, bpy.context.scene)
+        package = ensure_addon()
+        apply_args(args, bpy.context.scene, package)
     except SystemExit as exc:
         print(exc, file=sys.stderr)
         return 2
+    print(f"MRD: add-on {package} ({Path(sys.modules[package].__file__).parent})", flush=True)
+    job = addon_module(package, "job")
+    job.LAST = None
     try:
         bpy.ops.mrd.optimize_metamer()
-    except RuntimeError as exc:  # the operator reported an error (also printed by the add-on)
-        print(f"MRD: {str(exc).replace('Error: ', '', 1).strip()}", file=sys.stderr)
+    except RuntimeError:  # the operator reported an error, which the add-on has printed already
         status = "failed"
     else:
         status = "ok"
-    from mrd_blender_addon import job
     last = job.LAST
-    if args.save and (last is None or last.writer is not None or status == "ok"):
+    if args.save and last is not None and (last.writer is not None or status == "ok"):
         bpy.ops.wm.save_as_mainfile(filepath=str(Path(args.save).resolve()))
         print(f"MRD: saved {args.save}")
     if last is None or last.status == "failed" or status == "failed":

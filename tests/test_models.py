@@ -85,7 +85,8 @@ def isolated(tmp_path, monkeypatch):
 
 # -- the registry and the objectives' gradients ---------------------------------------------------------------------
 def test_registry_has_the_nine_research_objectives():
-    assert set(REGISTRY) == {"mae", "dual_buffer", "resnet", "resnet_sin", "dino", "clip", "vggloss", "lpips", "vgg"}
+    assert set(REGISTRY) == {"mae", "dual_buffer", "resnet", "resnet_sin", "dino", "clip", "vggloss", "lpips", "vgg",
+                             "effnet", "effnet_lite2"}   # + the trained classifiers any machine gets (issue 15)
 
 
 def test_unknown_model_lists_the_known_ones():
@@ -610,7 +611,10 @@ def test_pretrained_clip_equals_hugging_face_clip_vision_model(real_weights):
 def test_pretrained_lpips_equals_the_lpips_package(mi, real_weights):
     _pretrained_or_skip("lpips")
     import lpips
-    pkg = lpips.LPIPS(net="vgg", verbose=False).eval()     # finds vgg16 in torch hub's cache (skipped otherwise)
+    from mrd_backend.objectives.lpips import torchvision_to_lpips
+    pkg = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False).eval()   # the package's heads, our trunk file
+    trunk = torchvision_to_lpips(W.load_state_dict(W.find_part(W.SPECS["lpips"][0])))
+    pkg.load_state_dict({**pkg.state_dict(), **trunk})
     obj = build_objective("lpips")
     a, b = np.random.default_rng(1).random((2, 256, 256, 3), dtype=np.float32)
     ta, tb = (torch.from_numpy(v).permute(2, 0, 1)[None] for v in (a, b))

@@ -1,7 +1,8 @@
 """`mrd compare RUN_DIR...`: one table across runs, like the research code's result grids.
 
 Rows are scenes (scene / envmap), columns are models (with their weights when not pretrained), and each cell is the
-run's final similarity under its own model and its verdict (outcome and BF+0). Written as CSV and as a
+run's final similarity under its own model and its verdict: the outcome (metamer, reconstruction, not_metamer,
+inconclusive, uninformative) and, for reference, the research-compatible BF+0 against the rotated control. Written as CSV and as a
 self-contained HTML table. A folder that is not a run folder, or a report of another version, stops with a one-line
 error; when several runs share a cell the most recent one is shown and the others are listed under the table.
 """
@@ -29,14 +30,16 @@ def run_record(run_dir: str | Path) -> dict:
     r = load_report(run_dir)
     ev = r.get("evidence") or {}
     v = ev.get("verdict") or {}
-    b = v.get("bayes") or {}
+    research = ev.get("research") or (v if "bayes" in v else {})  # reports before the three-finding verdict
+    b = research.get("bayes") or {}
+    outcome = v.get("outcome") if "findings" in v else (f"research: {v['outcome']}" if v.get("outcome") else None)
     sim = (r.get("similarity") or {}).get("end")
     tag = _weights_tag(r.get("weights", ""))
     return {"run_dir": str(run_dir), "scene": r.get("scene"), "envmap": r.get("envmap"), "mode": r.get("mode"),
             "model": r.get("model"), "weights": r.get("weights"),
             "column": f"{r.get('model')} [{tag}]" if tag else str(r.get("model")),
             "row": f"{r.get('scene')} / {r.get('envmap')}", "status": r.get("status"), "similarity": sim,
-            "outcome": v.get("outcome"), "bf_plus0": b.get("bf_plus0"), "log10_bf_plus0": b.get("log10_bf_plus0"),
+            "outcome": outcome, "bf_plus0": b.get("bf_plus0"), "log10_bf_plus0": b.get("log10_bf_plus0"),
             "sentence": v.get("sentence"), "started": r.get("started") or 0}
 
 
@@ -45,7 +48,7 @@ def _bf_text(rec: dict) -> str:
     if lg is None:
         return ""
     bf = rec.get("bf_plus0")
-    return f"BF+0=10^{lg:.1f}" if bf is None or bf >= 1e5 or bf < 1e-3 else f"BF+0={bf:.3g}"
+    return f"research BF+0=10^{lg:.1f}" if bf is None or bf >= 1e5 or bf < 1e-3 else f"research BF+0={bf:.3g}"
 
 
 def cell_text(rec: dict) -> str:
@@ -80,7 +83,8 @@ def compare_runs(run_dirs: list) -> dict:
 
 CSS = ("body{font:14px system-ui,sans-serif;margin:20px;color:#222}table{border-collapse:collapse}"
        "th,td{border:1px solid #ddd;padding:5px 9px;text-align:center}th{background:#f2f2f0}"
-       "td.supported{background:#dcf2dc}td.not-supported{background:#f7d9d6}td.inconclusive{background:#faf0cf}"
+       "td.metamer{background:#dcf2dc}td.not_metamer{background:#f7d9d6}td.inconclusive{background:#faf0cf}"
+       "td.reconstruction{background:#dde8f7}td.uninformative{background:#e8e8e8}"
        "td small{color:#666}")
 
 
@@ -117,7 +121,7 @@ def write_compare(run_dirs: list, out: str | Path = "compare") -> tuple[Path, Pa
             if rec is None:
                 tds.append("<td></td>")
                 continue
-            cls = (rec.get("outcome") or "").replace(" ", "-")
+            cls = (rec.get("outcome") or "").replace(" ", "-").replace(":", "")
             link = Path(rec["run_dir"]).resolve() / "report.html"
             name = e(Path(rec["run_dir"]).name)
             ref = f'<a href="{e(link.as_uri())}">{name}</a>' if link.is_file() else name
@@ -131,7 +135,8 @@ def write_compare(run_dirs: list, out: str | Path = "compare") -> tuple[Path, Pa
     doc = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>mrd compare</title>'
            f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">'
            f"<style>{CSS}</style></head><body><h1>mrd compare: {len(table['cells'])} runs</h1>"
-           f"<p>Each cell: the final similarity under the run's own model (verdict, BF+0).</p>"
+           f"<p>Each cell: the final similarity under the run's own model (the verdict's outcome; the "
+           f"research-compatible BF+0 against the rotated control, which does not decide).</p>"
            f"<table><thead><tr><th>scene / envmap</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
            f"{sup}</body></html>\n")
     html_path.write_text(doc, encoding="utf-8")
@@ -152,5 +157,8 @@ def add_compare_parser(subparsers):
 
 def run_compare_command(args, log=print) -> int:
     csv_path, html_path = write_compare(args.run_dirs, args.out)
+    table = compare_runs(args.run_dirs)
+    for (row, col), rec in sorted(table["cells"].items()):
+        log(f"{row} | {col}: {cell_text(rec)}")
     log(f"wrote {csv_path} and {html_path}")
     return 0

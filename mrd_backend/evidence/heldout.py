@@ -4,7 +4,9 @@
   the research code's +Y is Mitsuba's up) through the mesh centre (its bounding-box centre), rendered from the
   SAME cameras as the target. Every similarity is also computed against it.
 - Held-out viewpoints: a second rig of views that interleave with the optimization rig and are never used in
-  optimization (`CameraRig.held_out()`); result and target are compared on it at the end.
+  optimization (`CameraRig.held_out()`); result and target are compared on it at the end. `heldout_rig(spec, n)`
+  makes it at least `n` views (the equivalence test's default is 12) and checks that no held-out camera coincides
+  with an optimization camera; a rig of fixed cameras (material scenes) gets a lattice at their mean distance.
 """
 from __future__ import annotations
 
@@ -61,14 +63,32 @@ def control_spec(spec, degrees: float = CONTROL_DEGREES):
     return out
 
 
-def heldout_rig(spec):
-    """The held-out camera rig of a SceneSpec: views between the optimization views (pinned to the target's
-    bounds). For a rig of fixed matrices (material scenes) there is no lattice to interleave: None."""
+def heldout_rig(spec, views: int | None = None):
+    """The held-out camera rig of a SceneSpec, pinned to the target's bounds: with `views` None, the views between
+    the optimization views (same count; None for a rig of fixed matrices, as before); with `views` given, a
+    lattice of max(views, optimization views) views (for fixed matrices: at their mean distance from the object's
+    centre), offset so that no camera coincides with an optimization camera."""
     from ..cameras import CameraRig
     rig = spec.cameras
-    if rig.matrices:
-        return None
-    ho = rig.held_out()
+    if views is None:
+        if rig.matrices:
+            return None
+        ho = rig.held_out()
+    else:
+        opt = [np.asarray(m) for m in spec.camera_matrices()]
+        center, _ = spec.bounds()
+        dist = rig.distance
+        if rig.matrices:
+            dist = float(np.mean([np.linalg.norm(np.asarray(m)[:3, 3] - center) for m in opt]))
+        n = max(int(views), 1 if rig.matrices else rig.n_views)
+        ho = None
+        for offset in (rig.offset + 0.5, rig.offset + 0.25, rig.offset + 0.75, rig.offset + 0.125):
+            cand = CameraRig(n, rig.fov, rig.width, rig.height, dist, rig.center, [], offset)
+            if not rigs_overlap(spec.camera_matrices(cand), opt, 1e-3):
+                ho = cand
+                break
+        if ho is None:
+            raise MRDError(f"no held-out rig of {n} views avoids the {len(opt)} optimization cameras: change -n")
     return CameraRig(ho.n_views, ho.fov, ho.width, ho.height, ho.distance, ho.center,
                      [np.asarray(m) for m in spec.camera_matrices(ho)], ho.offset)
 

@@ -1,6 +1,7 @@
 """report.html: one self-contained page per run folder that shows the run in ten seconds.
 
-The verdict sentence first, then the key numbers, the target and result grids, the turntables, the curves, the
+The verdict sentence first, then its three findings side by side (equivalence to the noise ceiling on held-out
+views, an informative network, the physical difference), the key numbers, the target and result grids, the turntables, the curves, the
 per-view paired scores, the cross-model table, the similarity/pixel/RSA tables with the RDMs, the FLIP maps and the
 null distribution with the run marked. Images are referenced relative to the run folder (or embedded as data URIs
 with embed=True); there is no external CSS, JS or font, and a Content-Security-Policy forbids any network access.
@@ -23,8 +24,13 @@ main{max-width:1180px;margin:0 auto;padding:18px 22px 60px}
 h1{font-size:20px;margin:4px 0 10px}h2{font-size:16px;margin:26px 0 8px;border-bottom:1px solid #ddd;padding-bottom:3px}
 .verdict{font-size:18px;padding:12px 16px;border-radius:6px;background:#fff;border-left:8px solid #999;
 margin:8px 0 12px}
-.v-supported{border-color:#2e8b57}.v-not-supported{border-color:#c0392b}.v-inconclusive{border-color:#d4a017}
+.v-supported,.v-metamer{border-color:#2e8b57}.v-not-supported,.v-not_metamer{border-color:#c0392b}
+.v-inconclusive{border-color:#d4a017}.v-reconstruction{border-color:#3a6fb0}.v-uninformative{border-color:#777}
 .v-undetermined,.v-none{border-color:#888}
+.findings{display:flex;flex-wrap:wrap;gap:10px;margin:6px 0 10px}
+.finding{flex:1 1 300px;background:#fff;border:1px solid #e2e2e2;border-radius:5px;padding:8px 12px}
+.finding h3{font-size:14px;margin:0 0 4px}.finding p{margin:3px 0;font-size:13px}
+.finding .res{font-weight:600}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;background:#ddd;font-size:12px;margin-left:6px}
 .st-done{background:#cdeccd}.st-failed{background:#f4c7c3}.st-cancelled,.st-stopped_early{background:#f7e3b0}
 .kv{display:flex;flex-wrap:wrap;gap:8px;margin:6px 0}
@@ -141,12 +147,62 @@ def _first_existing(run_dir: Path, names) -> str | None:
     return None
 
 
+def _findings(verdict: dict, pg, efiles: dict) -> str:
+    """The verdict's three findings side by side, each with its figures."""
+    f = verdict["findings"]
+    eq, inf, ph = f.get("equivalence"), f.get("informative"), f.get("physical") or {}
+    boxes = []
+    if eq:
+        ci = eq.get("ci")
+        boxes.append(
+            "<h3>1. Equivalence on unseen views</h3>"
+            f'<p class="res">TOST: {_e(eq.get("decision"))} (p = {_num(eq.get("p"), 3)})</p>'
+            f"<p>result {_num(eq.get('mean_result'))} vs noise ceiling {_num(eq.get('mean_ceiling'))}; difference "
+            f"{_num(eq.get('mean'))}, 90% CI [{_num(ci[0]) if ci else '—'}, {_num(ci[1]) if ci else '—'}], margin "
+            f"±{_num(eq.get('margin'))} ({_num(eq.get('margin_fraction'))} × noise distance)</p>"
+            f"<p>n = {eq.get('n')}: {_e(eq.get('n_counts'))}; {eq.get('seeds_per_view')} render seeds per view.</p>"
+            + pg.figure(efiles.get("equivalence"), "held-out views: result, ceiling, control", 520))
+    else:
+        boxes.append("<h3>1. Equivalence on unseen views</h3><p>not run (no held-out renders)</p>")
+    if inf:
+        d = inf.get("control_deficit") or {}
+        ci = d.get("ci")
+        null_txt = ("no null distribution built (`mrd null`)" if not inf.get("null_built") else
+                    f"null 95th percentile {_num(inf.get('null_p95'))}: "
+                    f"{'below' if inf.get('null_below_ceiling') else 'not below'} ceiling − margin")
+        boxes.append(
+            "<h3>2. Informative network</h3>"
+            f'<p class="res">{"informative" if inf.get("informative") else "uninformative"}</p>'
+            f"<p>10° control below the ceiling by {_num(d.get('mean'))} (90% CI "
+            f"[{_num(ci[0]) if ci else '—'}, {_num(ci[1]) if ci else '—'}]; must exceed the margin "
+            f"{_num(inf.get('margin'))})</p><p>{_e(null_txt)}</p>")
+    else:
+        boxes.append("<h3>2. Informative network</h3><p>not tested (no held-out control)</p>")
+    if ph.get("measured"):
+        within = "within tolerance (a reconstruction)" if ph.get("within_tolerance") else "physically different"
+        if ph.get("kind") == "shape":
+            body = (f"<p>RMS surface distance {_num(ph.get('rms_distance'))} (tolerance {_num(ph.get('tolerance'))}),"
+                    f" normal consistency {_num(ph.get('normal_consistency'))} (at least "
+                    f"{_num(ph.get('normal_tolerance'))}); {_e(ph.get('units'))}; one pixel ≈ "
+                    f"{_num(ph.get('pixel_footprint'))}</p>")
+        else:
+            errs = ", ".join(f"{_e(k)} {_num(v)}" for k, v in (ph.get("errors") or {}).items())
+            body = f"<p>{errs} (tolerance {_num(ph.get('tolerance'))}; {_e(ph.get('units'))})</p>"
+        boxes.append(f'<h3>3. Physical difference</h3><p class="res">{within}</p>{body}')
+    else:
+        boxes.append("<h3>3. Physical difference</h3><p>not measured</p>")
+    rule = (verdict.get("deciding") or {}).get("outcome_rule")
+    return ('<div class="findings">' + "".join(f'<div class="finding">{b}</div>' for b in boxes) + "</div>"
+            + (f"<p>Outcome <b>{_e(verdict.get('outcome'))}</b>: {_e(rule)}.</p>" if rule else ""))
+
+
 def build_html(report: dict, run_dir: Path, embed: bool = False) -> str:
     pg = _Page(run_dir, embed)
     ev = report.get("evidence") or {}
     files = report.get("files") or {}
     efiles = ev.get("files") or {}
     verdict = ev.get("verdict") or {}
+    research = ev.get("research") or (verdict if "bayes" in verdict else {})  # older reports: research stats only
     status = str(report.get("status", "unknown"))
     model, weights = report.get("model", "?"), report.get("weights", "?")
     shown = f"{model} ({weights})" if weights not in ("none", "", None) else str(model)
@@ -164,6 +220,8 @@ def build_html(report: dict, run_dir: Path, embed: bool = False) -> str:
     pg.add(f'<h1>{_e(title)}<span class="badge st-{_e(status)}">{_e(status)}</span>'
            f'<span class="badge">{_e(report.get("mode", ""))}</span></h1>')
     pg.add(f'<div class="verdict v-{_e(outcome.replace(" ", "-"))}" id="verdict">{_e(sentence)}</div>')
+    if verdict.get("findings"):
+        pg.add(_findings(verdict, pg, efiles))
 
     sim = report.get("similarity") or {}
     ch = report.get("chamfer") or {}
@@ -177,9 +235,9 @@ def build_html(report: dict, run_dir: Path, embed: bool = False) -> str:
         ("similarity start → end", f"{_num(sim.get('start'))} → {_num(sim.get('end'))}" if sim else None),
         ("result vs control", _num(mean_of("result_vs_control")) if meas.get("result_vs_control") else None),
         ("held-out views", _num(mean_of("heldout_views")) if meas.get("heldout_views") else None),
-        ("BF+0", _bf(verdict.get("bayes")) if verdict.get("bayes") else None),
-        ("rank BF+0", _bf(verdict.get("rank_bayes")) if verdict.get("rank_bayes") else None),
-        ("sign-flip p", _num((verdict.get("sign_flip") or {}).get("p"), 3) if verdict.get("sign_flip") else None),
+        ("outcome", _e(verdict.get("outcome")) if verdict.get("findings") else None),
+        ("research BF+0", _bf(research.get("bayes")) if research.get("bayes") else None),
+        ("sign-flip p", _num((research.get("sign_flip") or {}).get("p"), 3) if research.get("sign_flip") else None),
         ("null percentile", f"{_num(null.get('percentile'), 3)}%" if null.get("percentile") is not None else None),
         ("chamfer start → end", f"{_num(ch.get('start'))} → {_num(ch.get('end'))}" if ch else None),
         ("logged steps", str(len(steps)) if steps else None),
@@ -248,18 +306,21 @@ def build_html(report: dict, run_dir: Path, embed: bool = False) -> str:
             pg.add(f'<div class="row">{flips}</div>')
 
     # statistics ---------------------------------------------------------------------------------------------------
-    if verdict.get("bayes"):
-        b, rb = verdict["bayes"], verdict["rank_bayes"]
-        sf, rp = verdict["sign_flip"], verdict["rank_permutation"]
+    if research.get("bayes"):
+        verdict_r = research
+        b, rb = research["bayes"], research["rank_bayes"]
+        sf, rp = research["sign_flip"], research["rank_permutation"]
         rows = [["paired JZS BF+0", _bf(b), _e(b.get("label")), f"t = {_num(b.get('t'))}, df = {b.get('df')}"],
                 ["rank BF+0", _bf(rb), _e(rb.get("label")), f"t = {_num(rb.get('t'))}, df = {rb.get('df')}"],
                 ["sign-flip permutation", f"p = {_num(sf.get('p'), 3)}", "",
                  f"{sf.get('draws')} draws, {sf.get('method')}"],
                 ["rank permutation", f"p = {_num(rp.get('p'), 3)}", "", f"{rp.get('draws')} draws, {rp.get('method')}"]]
-        against = _e(verdict.get("baseline_label") or verdict.get("baseline"))
-        pg.add(f"<h2>Statistics: result vs target against {against}</h2><p>"
-               f"{verdict.get('views_above_baseline')} of {verdict.get('n')} views above the baseline; mean "
-               f"difference {_num(verdict.get('mean_difference'))}; Cauchy prior r = {_num(b.get('prior_r'))}.</p>"
+        against = _e(verdict_r.get("baseline_label") or verdict_r.get("baseline"))
+        pg.add(f"<h2>Research-compatible statistics: result vs target against {against}</h2><p>"
+               f"On the optimization views; they do not decide the outcome (docs/evidence.md). "
+               f"{_e(verdict_r.get('sentence'))} "
+               f"{verdict_r.get('views_above_baseline')} of {verdict_r.get('n')} views above the baseline; mean "
+               f"difference {_num(verdict_r.get('mean_difference'))}; Cauchy prior r = {_num(b.get('prior_r'))}.</p>"
                + _table(["test", "value", "Jeffreys' scale", "detail"], rows))
 
     # RSA ----------------------------------------------------------------------------------------------------------

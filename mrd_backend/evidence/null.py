@@ -125,15 +125,24 @@ def null_dir() -> Path:
     return Path(os.environ.get("MRD_NULL_DIR") or Path.home() / ".cache" / "mrd" / "null").expanduser()
 
 
-def default_null_path(scene: str, envmap: str, model: str, weights: str) -> Path:
-    """Where `mrd null` stores a distribution by default: $MRD_NULL_DIR or ~/.cache/mrd/null/."""
-    return null_dir() / f"{_slug(scene)}-{_slug(envmap)}-{_slug(model)}-{_slug(weights)}.json"
+def default_null_path(scene: str, envmap: str, model: str, weights: str, preprocess: str = "correct") -> Path:
+    """Where `mrd null` stores a distribution by default: $MRD_NULL_DIR or ~/.cache/mrd/null/, one file per
+    scene, envmap, model, weights and preprocessing mode."""
+    return null_dir() / f"{_slug(scene)}-{_slug(envmap)}-{_slug(model)}-{_slug(weights)}-{_slug(preprocess)}.json"
 
 
-def find_null(scene: str, envmap: str, model: str, weights: str, preprocess: str | None = None):
-    """The stored null for these settings, or None when none was built (a mismatching file raises MRDError)."""
-    p = default_null_path(scene, envmap, model, weights)
-    return load_null(p, scene, envmap, model, weights, preprocess) if p.is_file() else None
+def find_null(scene: str, envmap: str, model: str, weights: str, preprocess: str = "correct"):
+    """The stored null for these settings (preprocessing mode included), or None when none was built. A file of
+    the older name (without the mode) is used only when it was built for this mode. A file for other settings
+    under this name raises MRDError."""
+    p = default_null_path(scene, envmap, model, weights, preprocess)
+    if p.is_file():
+        return load_null(p, scene, envmap, model, weights, preprocess)
+    legacy = null_dir() / f"{_slug(scene)}-{_slug(envmap)}-{_slug(model)}-{_slug(weights)}.json"
+    if legacy.is_file():
+        dist = load_null(legacy, scene, envmap, model, weights)
+        return dist if str(dist.preprocess) == str(preprocess) else None
+    return None
 
 
 # -- building --------------------------------------------------------------------------------------------------------
@@ -302,7 +311,7 @@ def run_null_command(args, log=print) -> int:
     dist = build_null(spec, objective, others, per_mesh=args.objects, seed=args.seed, spp=args.spp,
                       scene=args.scene, envmap=args.envmap, model=args.model, weights=weights,
                       preprocess=args.preprocess, log=log)
-    out = Path(args.out) if args.out else default_null_path(args.scene, args.envmap, args.model, weights)
+    out = Path(args.out) if args.out else default_null_path(args.scene, args.envmap, args.model, weights, args.preprocess)
     dist.save(out)
     png = plot_null(dist, out.with_suffix(".png"))
     s = dist.summary()

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import MRDError
 from .similarity import mean_or_none, per_view as feature_per_view, to_numpy
 
-DEFAULT_MODELS = ("resnet", "resnet_sin", "vgg", "lpips", "clip", "dino")
+DEFAULT_MODELS = ("resnet", "resnet_sin", "vgg", "lpips", "clip", "dino", "effnet")
 
 
 def build_model(name: str, weights: str = "untrained", weights_dir: str | None = None, preprocess: str = "correct",

@@ -87,22 +87,27 @@ def pixel_metrics(results: list, targets: list, lpips=None) -> tuple[dict, list[
 
 
 def flip_grid_png(maps: list[np.ndarray], path: Path, per_row: int = 5, means: list | None = None) -> Path:
-    """FLIP error maps in a grid (magma, 0..1 shared scale) with each view's mean error, as one PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """FLIP error maps in a grid (magma, 0..1 shared scale; views left to right, top to bottom) as one PNG. Drawn
+    with numpy and a colour table, not a matplotlib figure: a figure of many panels costs seconds. Each view's mean
+    error is in the report (pixels.*.per_view.flip); `means` is accepted for callers that pass it."""
+    import imageio.v3 as iio
+    from matplotlib import colormaps
+    lut = (np.asarray(colormaps["magma"](np.linspace(0, 1, 256)))[:, :3] * 255).astype(np.uint8)
     n = len(maps)
+    if n == 0:
+        raise MRDError("no FLIP maps to draw")
+    h, w = np.asarray(maps[0]).shape[:2]
     cols = min(per_row, n)
     rows = (n + per_row - 1) // per_row
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols + 0.9, 1.9 * rows + 0.3), squeeze=False,
-                             layout="constrained")
-    im = None
-    for k, ax in enumerate(axes.ravel()):
-        ax.axis("off")
-        if k < n:
-            im = ax.imshow(maps[k], cmap="magma", vmin=0.0, vmax=1.0)
-            if means is not None:
-                ax.set_title(f"view {k}: {means[k]:.3f}", fontsize=8)
-    fig.colorbar(im, ax=list(axes.ravel()), shrink=0.8, label="FLIP error")
-    from ..plots import save_figure
-    return save_figure(fig, path)
+    pad = 2
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    for k, m in enumerate(maps):
+        r, c = divmod(k, cols)
+        idx = np.clip(np.asarray(m, np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
+        canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = lut[idx]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    iio.imwrite(tmp, canvas, extension=".png")
+    tmp.replace(path)
+    return path

@@ -3,9 +3,13 @@
 `end_of_run(EvidenceInputs(...))` computes, under the optimized model, the per-view similarity of the result to the
 target, to the held-out control (the target rotated 10 degrees about +Z, same cameras) and, on the held-out camera
 rig, of the held-out result renders to the held-out target renders; pixel measures (FLIP, PSNR, SSIM, LPIPS); mesh
-distances; the cross-model panel; RSA across views; the null-distribution percentile; and the verdict: the paired
-per-view scores (result vs target) against a baseline (default: result vs control) with BF+0, the rank BF+0, the
-sign-flip and rank permutation tests and Jeffreys labels, in one sentence. PNGs go to RUN_DIR/evidence/.
+distances; the cross-model panel; RSA across views; the null-distribution percentile.
+
+The verdict (`evidence.verdict`, metamer.py) has three findings -- equivalence to the noise ceiling on held-out
+views, an informative network, the physical difference -- and one outcome. The research code's statistics (paired
+per-view scores on the optimization views against a baseline, default result vs control: BF+0, rank BF+0, sign-flip
+and rank permutation tests, Jeffreys labels) are kept, unchanged, under `evidence.research`; they no longer decide.
+PNGs go to RUN_DIR/evidence/.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import numpy as np
 from ..errors import MRDError
 from . import pixels as px
 from . import rsa as rsa_mod
-from . import stats
+from . import metamer, stats
 from .panel import DEFAULT_MODELS, Panel
 from .similarity import mean_or_none, similarity, to_numpy
 
@@ -62,6 +66,15 @@ class EvidenceInputs:
     prior_r: float = stats.PRIOR_R
     lpips: bool = True                                  # LPIPS per view (via the zoo's lpips objective)
     log: object = print
+    # The equivalence test (metamer.py): per render seed, one list of held-out views each, all seeds distinct.
+    heldout_target_repeats: list | None = None          # independent re-renders of the held-out target (ceiling)
+    heldout_result_repeats: list | None = None          # renders of the result (heldout_result_images if None)
+    heldout_control_repeats: list | None = None         # renders of the rotated control
+    margin: float = metamer.DEFAULT_MARGIN              # fraction of the noise distance 1 - ceiling
+    material: dict | None = None                        # report["material"] of a material run (texel RMSE)
+    pixel_footprint: float | None = None                # one pixel at the object, in bounding-box diagonals
+    skipped: list = field(default_factory=list)         # parts left out (a cancelled run), said in the report
+    quick: bool = False                                 # cancelled: no panel, no LPIPS, no RSA plots
 
 
 def _masked(images, masks):
@@ -206,6 +219,16 @@ def end_of_run(inputs: EvidenceInputs) -> dict:
     def rel(p: Path) -> str:
         return str(Path(p).relative_to(ip.run_dir)).replace("\\", "/")
 
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter(), None]
+
+    def tick(part: str) -> None:  # seconds per part: the previous part ends where the next one starts
+        now = time.perf_counter()
+        if clock[1] is not None:
+            timings[clock[1]] = timings.get(clock[1], 0.0) + now - clock[0]
+        clock[0], clock[1] = now, part
+
+    tick("features")
     # -- features under the optimized model (masked when masks are given) -----------------------------------------
     tgt = _masked(ip.target_images, ip.masks)
     res = _masked(ip.result_images, ip.masks)
@@ -232,9 +255,10 @@ def end_of_run(inputs: EvidenceInputs) -> dict:
         ht_feats = scorer.prepare(ho_t)
         measures["heldout_views"], hr_feats = scorer.score(ho_r, ht_feats)
 
+    tick("pixels")
     # -- pixels (unmasked) ---------------------------------------------------------------------------------------
     lpips_obj = None
-    if ip.lpips:
+    if ip.lpips and not ip.quick:
         if model == "lpips":
             lpips_obj = obj
         elif ip.panel is not None and "lpips" in ip.panel.objectives:
@@ -261,6 +285,7 @@ def end_of_run(inputs: EvidenceInputs) -> dict:
             files["flip_heldout"] = rel(px.flip_grid_png(ho_maps, edir / "flip_heldout.png",
                                                          means=pixels["heldout_views"]["per_view"]["flip"]))
 
+    tick("geometry")
     # -- geometry ------------------------------------------------------------------------------------------------
     geometry = None
     if ip.target_mesh is not None and ip.result_mesh is not None:
@@ -270,14 +295,15 @@ def end_of_run(inputs: EvidenceInputs) -> dict:
         geometry = {"result": chamfer(ip.result_mesh[0], ip.result_mesh[1], tv, tf),
                     "control": chamfer(rotate_about_up(tv, ip.control_degrees), tf, tv, tf)}
 
+    tick("panel")
     # -- cross-model panel ---------------------------------------------------------------------------------------
     panel = ip.panel
     panel_out = None
-    if panel is None and ip.panel_models:
+    if panel is None and ip.panel_models and not ip.quick:
         panel = Panel(ip.panel_models, ip.panel_weights or _panel_weights(weights), ip.weights_dir, ip.preprocess,
                       log=log, objectives={model: obj} if model in ip.panel_models else None)
         panel.set_targets(tgt)
-    if panel is not None:
+    if panel is not None and not ip.quick:
         if not panel.targets:
             panel.set_targets(tgt)
         per_target = panel.evaluate(res)
@@ -291,6 +317,7 @@ def end_of_run(inputs: EvidenceInputs) -> dict:
                                 "weights": str(getattr(panel.objectives[name], "weights_used", "none"))}
         panel_out = {"weights": panel.weights, "models": models_out, "skipped": dict(panel.skipped)}
 
+    tick("rsa")
     # -- RSA across views -----------------------------------------------------------------------------------------
     rsa_out = {"result_vs_target": None, "result_vs_control": None, "heldout_views": None}
     t_np = [to_numpy(f) for f in t_feats]
@@ -317,12 +344,13 @@ def end_of_run(inputs: EvidenceInputs) -> dict:
         notes.append(f"RSA not computed: {model} keeps no per-view features" if n >= 2 else
                      "RSA not computed: it needs at least 2 views")
 
+    tick("null")
     # -- null distribution ----------------------------------------------------------------------------------------
     value = measures["result_vs_target"]["mean"]["model"]
     null_out = None
     if ip.null is not None:
         dist = ip.null
-        dist.check(ip.scene, ip.envmap, model, weights)
+        dist.check(ip.scene, ip.envmap, model, weights, ip.preprocess)
         warn = dist.warnings(views=n, width=px.as_image(ip.target_images[0]).shape[1])
         pct = dist.percentile(value) if value is not None else None
         null_out = {**dist.summary(), "value": value, "percentile": pct, "scene": dist.scene,
@@ -332,6 +360,7 @@ def end_of_run(inputs: EvidenceInputs) -> dict:
             from .null import plot_null
             files["null"] = rel(plot_null(dist, edir / "null.png", mark=value))
 
+    tick("research")
     # -- verdict -------------------------------------------------------------------------------------------------
     scores = measures["result_vs_target"]["per_view"]["model"]
     baseline_scores, baseline_text, baseline_name = None, "", ""
@@ -368,13 +397,98 @@ def end_of_run(inputs: EvidenceInputs) -> dict:
                                         null_out["percentile"] if null_out else None)
         if edir is not None:
             files["scores"] = rel(_scores_plot(verdict, edir / "scores.png", baseline_name))
+    research = verdict
+
+    tick("verdict")
+    # -- the verdict: three findings, one outcome (metamer.py) -----------------------------------------------------
+    who = f"{model} ({weights})" if weights not in ("none", "") else model
+    verdict = _metamer_verdict(ip, scorer, ho_t, ht_feats, who, geometry, null_out, notes)
+    if edir is not None and verdict["findings"]["equivalence"] is not None:
+        files["equivalence"] = rel(_equivalence_plot(verdict["findings"]["equivalence"], edir / "equivalence.png"))
+    notes.extend(f"skipped: {s}" for s in ip.skipped)
     log(verdict["sentence"])
+    tick("done")
 
     return {"version": EVIDENCE_VERSION, "model": model, "weights": weights, "masked": ip.masks is not None,
             "n_views": n, "n_heldout_views": len(ip.heldout_target_images) if ip.heldout_target_images else 0,
             "control_degrees": float(ip.control_degrees), "measures": measures, "pixels": pixels,
             "geometry": geometry, "panel": panel_out, "rsa": rsa_out, "null": null_out, "verdict": verdict,
+            "research": research, "skipped": list(ip.skipped), "timings": timings,
             "files": files, "notes": notes, "seconds": time.time() - t0}
+
+
+def _seed_mean(scorer, repeats, masks, ref_feats) -> list | None:
+    """Per held-out view, the model similarity to the reference averaged over the render seeds."""
+    if not repeats:
+        return None
+    rows = []
+    for images in repeats:
+        out, _ = scorer.score(_masked(images, masks), ref_feats)
+        rows.append([np.nan if x is None else x for x in out["per_view"]["model"]])
+    return [float(x) for x in np.nanmean(np.asarray(rows, np.float64), axis=0)]
+
+
+def _metamer_verdict(ip: EvidenceInputs, scorer, ho_t, ht_feats, who, geometry, null_out, notes) -> dict:
+    eq = inf = None
+    if ho_t is not None and ip.heldout_target_repeats:
+        results = ip.heldout_result_repeats or [ip.heldout_result_images]
+        ceiling = _seed_mean(scorer, ip.heldout_target_repeats, ip.heldout_masks, ht_feats)
+        result = _seed_mean(scorer, results, ip.heldout_masks, ht_feats)
+        control = _seed_mean(scorer, ip.heldout_control_repeats, ip.heldout_masks, ht_feats)
+        if control is None:
+            control = [np.nan] * len(result)
+            notes.append("no held-out control renders: the network cannot be shown informative")
+        eq = metamer.equivalence_finding(result, ceiling, control, ip.margin, len(ip.heldout_target_repeats))
+        eq["reference_seeds"] = 1
+        inf = metamer.informative_finding(ceiling, control, eq["margin"], null_out)
+    if ip.material is not None:
+        phys = metamer.material_finding(ip.material)
+    else:
+        phys = metamer.shape_finding(geometry["result"] if geometry else None, ip.pixel_footprint)
+    outcome, reason = metamer.decide(eq, inf, phys)
+    extra = ""
+    if ip.skipped:
+        extra = "Left out (run cancelled): " + ", ".join(ip.skipped) + "."
+    elif eq is None:
+        extra = "No held-out renders were given."
+    deciding = {"outcome_rule": reason}
+    if eq is not None:
+        deciding.update(heldout_similarity=eq["mean_result"], ceiling=eq["mean_ceiling"],
+                        control=eq["mean_control"], difference=eq["mean"], ci90=eq["ci"], margin=eq["margin"],
+                        tost_p=eq["p"], n=eq["n"], n_counts=eq["n_counts"])
+    if phys.get("measured"):
+        deciding.update({k: phys[k] for k in ("rms_distance", "normal_consistency", "max_error", "tolerance")
+                         if k in phys})
+    return {"outcome": outcome, "sentence": metamer.sentence(outcome, reason, who, eq, inf, phys, extra),
+            "deciding": deciding, "findings": {"equivalence": eq, "informative": inf, "physical": phys}}
+
+
+def _equivalence_plot(eq: dict, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    x = np.arange(eq["views"])
+    f = lambda k: np.array([np.nan if v is None else v for v in eq[k]], np.float64)  # noqa: E731
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8.4, 2.9), layout="constrained")
+    a.plot(x, f("ceiling"), "o-", ms=3, color="C2", label="ceiling: target re-rendered")
+    a.plot(x, f("result"), "o-", ms=3, color="C0", label="result")
+    a.plot(x, f("control"), "s--", ms=3, color="C1", label="control (10 deg)")
+    a.set(xlabel="held-out view", ylabel="similarity to the target", title="held-out views (seed means)")
+    a.legend(fontsize=7)
+    d = f("differences")
+    b.bar(x, d, color="C0")
+    m = eq["margin"]
+    b.axhspan(-m, m, color="C2", alpha=0.15, label=f"margin +-{m:.3g}")
+    if eq.get("ci"):
+        b.axhline(eq["ci"][0], color="k", lw=0.8, ls=":")
+        b.axhline(eq["ci"][1], color="k", lw=0.8, ls=":", label="90% CI of the mean")
+    b.axhline(0, color="0.4", lw=0.8)
+    b.set(xlabel="held-out view", ylabel="result - ceiling", title=f"TOST: {eq['decision']}")
+    b.legend(fontsize=7)
+    for ax in (a, b):
+        ax.title.set_fontsize(10)
+    from ..plots import save_figure
+    return save_figure(fig, path)
 
 
 def _panel_weights(run_weights: str) -> str:

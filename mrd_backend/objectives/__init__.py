@@ -17,6 +17,8 @@ REGISTRY = {
     "vggloss": "vggloss:VGGLoss",
     "lpips": "lpips:LPIPS",
     "vgg": "lpips:LPIPSVGG",
+    "effnet": "effnet:EfficientNetLite0",
+    "effnet_lite2": "effnet:EfficientNetLite2",
 }
 
 

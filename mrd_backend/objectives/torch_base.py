@@ -65,6 +65,7 @@ class TorchObjective(Objective):
         with torch.random.fork_rng(devices=[]):   # a seeded init that leaves the caller's torch RNG alone
             torch.manual_seed(self.seed)
             self.net, self.weights_used = self.build(weights, weights_dir)
+        self._weight_files = self._files_used(weights, weights_dir)
         self.net = self.net.to(self.device)
         for p in self.net.parameters():
             p.requires_grad_(False)
@@ -86,6 +87,22 @@ class TorchObjective(Objective):
         for m in self.net.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.momentum = 0.0
+
+    def _files_used(self, weights, weights_dir) -> list:
+        """(path, Part) of every weight file the network was built from (what `locate` found), for the report."""
+        from .. import weights as W
+        if weights == "untrained":
+            return []
+        if weights != "pretrained":
+            return [(weights, None)]
+        parts = W.SPECS.get(getattr(self, "weights_spec", self.name), ())
+        return [(p, part) for part in parts if (p := W.find_part(part, weights_dir)) is not None]
+
+    def describe(self) -> dict:
+        from .. import weights as W
+        d = super().describe()
+        d["weights_provenance"] = [W.provenance(p, part) for p, part in self._weight_files]
+        return d
 
     # -- subclass hooks -----------------------------------------------------------------------------------------
     def build(self, weights, weights_dir):
