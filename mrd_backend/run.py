@@ -23,7 +23,7 @@ REPORT_VERSION = 1
 # Sub-folders a run creates: a folder holding only these (empty) is one a run was about to use.
 RUN_SUBFOLDERS = ("meshes", "renders", "textures", "forward", "steps")
 # What a client (the Blender add-on) puts into a run folder before it starts the worker; no run writes these names.
-CLIENT_ENTRIES = ("input", "worker.log", "STOP")
+CLIENT_ENTRIES = ("input", "worker.log", "STOP", "events.jsonl")
 
 
 def name_part(text: str) -> str:
