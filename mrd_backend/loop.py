@@ -70,7 +70,7 @@ def _resume(folder: Path, changes, callback, should_stop, progress, log) -> RunR
     folder = folder.resolve()
     if not (folder / "config.json").is_file():
         raise MRDError(f"{folder} is not a run folder (no config.json): give the folder `mrd optimize` printed")
-    if not (folder / checkpoint.DIR / "target.npz").is_file():
+    if not checkpoint.resumable(folder):
         raise MRDError(f"{folder} has no checkpoint (it was written by an mrd without resume): start a new run")
     cfg = RunConfig.from_file(folder / "config.json")
     if isinstance(changes, RunConfig):
@@ -84,7 +84,8 @@ def _resume(folder: Path, changes, callback, should_stop, progress, log) -> RunR
     if report.get("status") in FINISHED and (saved is None or saved[1]["epoch"] + 1 >= cfg.epochs):
         log(f"{folder} already finished ({report['status']}); nothing to resume")
         return RunResult(folder, report["status"], report)
-    run = Run(cfg, load_spec(folder / checkpoint.DIR / "target.npz"), checkpoint.load_start(folder), log,
+    spec_file = folder / checkpoint.DIR / "target.npz"
+    run = Run(cfg, load_spec(spec_file) if spec_file.is_file() else None, checkpoint.load_start(folder), log,
               folder=folder, checkpoint=saved)
     return run.execute(callback, should_stop, progress)
 
@@ -121,6 +122,7 @@ class Run:
         is_material = cfg.scene in material_scenes.names() or cfg.mode == "material"
         self.cfg = cfg.resolved(is_material, native)
         c = self.cfg
+        self.target_from_config = target is None
         self.spec = target if target is not None else load_scene(c.scene, c.envmap, c.views, c.width, up=c.up)
         rig = self.spec.cameras
         if not rig.matrices:
@@ -306,7 +308,7 @@ class Run:
     def execute(self, callback=None, should_stop=None, progress=False) -> RunResult:
         from . import checkpoint
         c = self.cfg
-        if self.resume_from is None and not (self.folder.path / checkpoint.DIR / "target.npz").exists():
+        if self.resume_from is None and not checkpoint.resumable(self.folder.path):
             self.folder.write_json("config.json", c.to_dict())
             self._save_inputs()
         else:
@@ -352,6 +354,12 @@ class Run:
         integrator, self.spec.integrator = self.spec.integrator, None
         try:
             save_spec(self.spec, self.folder.path / checkpoint.DIR / "target.npz")
+        except (TypeError, ValueError):  # Mitsuba objects in the scene's extras: no scene file can hold them
+            if not self.target_from_config:
+                self.log("note: this target holds Mitsuba objects a scene file cannot store: the run cannot be "
+                         "resumed with --resume")
+                return
+            (self.folder.path / checkpoint.DIR / checkpoint.FROM_CONFIG).write_text(self.cfg.scene)
         finally:
             self.spec.integrator = integrator
         checkpoint.save_start(self.folder.path, self.start)
