@@ -15,6 +15,7 @@ import numpy as np
 from .config import RunConfig, gradient_spp, integrator_settings, target_seed, view_seed
 from .errors import Cancelled, InternalError, MRDError
 from .guiding import steady_guiding
+from .interrupt import cancelled_by
 from .profile import Profile
 from .run import REPORT_VERSION, RunFolder, default_out, grid
 from .seeds import EVALUATE, TURNTABLE, render_seed
@@ -141,6 +142,7 @@ class Run:
         self.error = None
         self.extra: dict = {}
         self.resumed: list = []
+        self._finished = False  # _finish ran (it runs once, whichever way the run ends)
         self.resume_from = checkpoint  # (arrays, counters) of the checkpoint a resumed run continues from
         named = dataclasses.replace(c, scene=self.spec.name, envmap=self.spec.environment.name)  # a given target's
         self.folder = RunFolder(folder, reuse=True) if folder is not None else RunFolder(c.out or default_out(named))
@@ -320,10 +322,7 @@ class Run:
             self.write_report()
             self._loop(_guarded(callback), should_stop, progress)
         except (Cancelled, KeyboardInterrupt, SystemExit) as exc:
-            self.status = "cancelled"
-            self._write_report_quietly()  # first, so that a second signal or a kill cannot leave it `running`
-            self.log(f"cancelled: everything written so far is in {self.folder.path}; continue with "
-                     f"`mrd optimize --resume {self.folder.path}`")
+            self._cancelled()
             if isinstance(exc, SystemExit):  # the caller's own exit (from a callback): honour it after finishing
                 reraise = exc
         except MRDError as exc:
@@ -333,6 +332,9 @@ class Run:
             self.status, self.error = "failed", _os_error(exc, self.folder.path)
             raise MRDError(self.error) from None
         except Exception as exc:
+            if cancelled_by(exc):  # a signal that Dr.Jit wrapped in its own error
+                self._cancelled()
+                return self._finished_result()
             self.status = "failed"
             self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             try:
@@ -341,9 +343,20 @@ class Run:
                 pass
             raise InternalError(f"internal error ({self.error}); details in {self.folder.path / 'error.log'}") from exc
         finally:
-            self._finish()
+            if not self._finished:
+                self._finish()
         if reraise is not None:
             raise reraise
+        return RunResult(self.folder.path, self.status, self.report, *self._final_mesh())
+
+    def _cancelled(self):
+        self.status = "cancelled"
+        self._write_report_quietly()  # first, so that a second signal or a kill cannot leave it `running`
+        self.log(f"cancelled: everything written so far is in {self.folder.path}; continue with "
+                 f"`mrd optimize --resume {self.folder.path}`")
+
+    def _finished_result(self) -> RunResult:
+        self._finish()
         return RunResult(self.folder.path, self.status, self.report, *self._final_mesh())
 
     def _save_inputs(self):
@@ -525,6 +538,7 @@ class Run:
 
     def _finish(self):
         """Final renders, meshes, metrics, plots and report; runs after success, failure and cancellation."""
+        self._finished = True
         c = self.cfg
         try:
             if hasattr(self, "P") and hasattr(self, "start_eval"):
