@@ -18,7 +18,7 @@ def check_inputs(cfg, target=None, start=None):
         _check_envmap(cfg.envmap)
     if cfg.out:
         choose_run_folder(cfg.out)
-    if start is None and cfg.start != "icosphere" and cfg.mode != "material":
+    if start is None and cfg.start not in ("icosphere", "target") and cfg.mode != "material":
         from .meshes import check_mesh
         from .scenes import load_target_mesh
         start = load_target_mesh(cfg.start, getattr(cfg, "up", "auto"))
