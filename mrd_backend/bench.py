@@ -5,6 +5,8 @@ integrator instrumented from outside (no change to a normal run): per step (= ep
 in each part as medians and shares, the kernels launched and compiled per step and in which part, and peak memory.
 The first step compiles kernels and is left out of the medians.
 
+`mrd bench demo` runs a default demo and prints the end-of-run evidence's share of its wall time (at most 15 %).
+
 `mrd bench memory` runs many tiny steps and prints the resident memory at two of them: it must stay flat.
 """
 from __future__ import annotations
@@ -56,6 +58,9 @@ def add_bench_parser(sub) -> None:
                    help="Mitsuba's guiding set-up as shipped (recompiles kernels every step), for comparison")
     add_run_flags(s)
     s.set_defaults(func=cmd_bench_step)
+    d = bsub.add_parser("demo", help="a default demo: the end-of-run evidence's share of its wall time")
+    add_run_flags(d)
+    d.set_defaults(func=cmd_bench_demo)
     m = bsub.add_parser("memory", help="resident memory over many tiny steps (must stay flat)")
     m.add_argument("--steps", type=int, default=500)
     m.add_argument("--early", type=int, default=50, help="the step compared with the last one")
@@ -241,6 +246,7 @@ def cmd_bench_step(args) -> int:
            "peak_rss_mb": proc_status_mb("VmHWM"), "rss_end_mb": proc_status_mb("VmRSS"),
            "chamfer": r.get("chamfer"), "instrumented": getattr(run, "instrumented", []),
            "per_run_seconds": {k: sum(prof.samples.get(k, [])) for k, _ in PER_RUN},
+           "run_seconds": r.get("seconds"), "evidence_timings": (r.get("evidence") or {}).get("timings"),
            "panel": not args.no_panel and getattr(run, "panel", None) is not None}
     if args.json:
         print(json.dumps(out, indent=1))
@@ -272,8 +278,46 @@ def format_step_table(out: dict) -> str:
         lines.append("  after the first step, in: " + ", ".join(f"{p} {n}" for p, n in
                                                                  sorted(out["compiled_by_part"].items())))
     lines.append("once per run: " + ", ".join(f"{label} {out['per_run_seconds'][k]:.2f} s" for k, label in PER_RUN))
+    lines.append(evidence_share_line(out["per_run_seconds"], out.get("run_seconds"), out.get("evidence_timings")))
     lines.append(f"peak RSS {out['peak_rss_mb']:.0f} MB (whole process, targets included)")
     return "\n".join(lines)
+
+
+def evidence_share_line(per_run: dict, run_seconds, timings=None) -> str:
+    """The end-of-run evidence (turntable included) as a share of the run's wall time: a share, not seconds,
+    because other work on a shared machine slows both alike."""
+    ev = float(per_run.get("evidence", 0.0)) + float(per_run.get("turntable", 0.0))
+    if not run_seconds:
+        return f"end-of-run evidence {ev:.2f} s"
+    parts = ", ".join(f"{k} {100 * v / run_seconds:.1f}%" for k, v in (timings or {}).items() if v >= 0.005 * ev)
+    return (f"end-of-run evidence (turntable included): {100 * ev / run_seconds:.1f}% of the run's wall time "
+            f"(target for a default demo: at most 15%)" + (f"; by part: {parts}" if parts else ""))
+
+
+def cmd_bench_demo(args) -> int:
+    """A default `mrd demo` (its settings, evidence on) and the evidence's share of its wall time."""
+    from .cli import DEMO, config_from_args
+    cfg = config_from_args(args, DEMO)
+    if args.out is None:
+        cfg.out = tempfile.mkdtemp(prefix="mrd-bench-demo-")
+    if cfg.weights == "pretrained":
+        from .errors import MRDError
+        from .objectives import build_objective
+        try:
+            build_objective(cfg.model, weights="pretrained", weights_dir=cfg.weights_dir, log=lambda *a: None)
+        except MRDError:
+            cfg.weights = "untrained"  # as `mrd demo` does without weights
+    from .loop import optimize
+    t0 = time.perf_counter()
+    r = optimize(cfg, log=lambda *a, **k: print(*a, file=sys.stderr, **k)).report
+    wall = time.perf_counter() - t0
+    prof = r.get("profile") or {}
+    per_run = {k: (prof.get(k) or {}).get("total", 0.0) for k, _ in PER_RUN}
+    ev = r.get("evidence") or {}
+    outcome = (ev.get("verdict") or {}).get("outcome")
+    print(f"demo ({cfg.model}, {r.get('weights')}): {wall:.1f} s wall, outcome {outcome}")
+    print(evidence_share_line(per_run, wall, ev.get("timings")))
+    return 0
 
 
 # -- memory over a long run -----------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Checkpoints: what a run needs to continue where it stopped, written atomically at every logged step.
 
 A run folder's `checkpoint/` holds
-  target.npz       the target SceneSpec (spec_io), written before set-up, so a resume renders the same targets
+  target.npz       the target SceneSpec (spec_io), written before set-up, so a resume renders the same targets;
+                   or, when the target came from the config (a bundled scene or a mesh path) and holds what a
+                   scene file cannot store, `target-from-config`: the resume loads it from the config again
   start.npz        the start mesh, when the caller gave one (a resume before the first step starts from it again)
   state.npz        the optimized parameters and the optimizer's moments (Adam's t, m, v per variable), the best
                    state, and whatever the parameter set needs to rebuild itself (Large Steps' variable, faces,
@@ -87,6 +89,15 @@ def load(folder: Path) -> tuple[dict, dict] | None:
     if counters.get("version") != VERSION:
         raise MRDError(f"the checkpoint in {d} has version {counters.get('version')}, this mrd reads {VERSION}")
     return arrays, counters
+
+
+FROM_CONFIG = "target-from-config"
+
+
+def resumable(folder: Path) -> bool:
+    """Whether `folder` is a run folder that `--resume` can continue (it saved its target before set-up)."""
+    d = Path(folder) / DIR
+    return (Path(folder) / "config.json").is_file() and ((d / "target.npz").is_file() or (d / FROM_CONFIG).is_file())
 
 
 def save_start(folder: Path, start) -> None:

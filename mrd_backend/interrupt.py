@@ -12,6 +12,19 @@ from contextlib import contextmanager
 from .errors import EXIT_CANCELLED, Cancelled
 
 SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+RECEIVED: list = []  # the signals of the current command-line run
+
+
+def cancelled_by(exc: BaseException) -> bool:
+    """Whether `exc` is a cancellation, possibly wrapped: a signal that lands inside a Dr.Jit callback (the
+    torch bridge of the backward pass) comes back as Dr.Jit's own error with the Cancelled as its cause."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, (Cancelled, KeyboardInterrupt)):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return bool(RECEIVED)
 
 
 @contextmanager
@@ -19,7 +32,8 @@ def cancel_on_signals():
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
-    received = []
+    received = RECEIVED
+    received.clear()
 
     def handler(signum, frame):
         received.append(signum)

@@ -15,6 +15,7 @@ import numpy as np
 from .config import RunConfig, gradient_spp, integrator_settings, target_seed, view_seed
 from .errors import Cancelled, InternalError, MRDError
 from .guiding import steady_guiding
+from .interrupt import cancelled_by
 from .profile import Profile
 from .run import REPORT_VERSION, RunFolder, default_out, grid
 from .seeds import EVALUATE, TURNTABLE, render_seed
@@ -70,7 +71,7 @@ def _resume(folder: Path, changes, callback, should_stop, progress, log) -> RunR
     folder = folder.resolve()
     if not (folder / "config.json").is_file():
         raise MRDError(f"{folder} is not a run folder (no config.json): give the folder `mrd optimize` printed")
-    if not (folder / checkpoint.DIR / "target.npz").is_file():
+    if not checkpoint.resumable(folder):
         raise MRDError(f"{folder} has no checkpoint (it was written by an mrd without resume): start a new run")
     cfg = RunConfig.from_file(folder / "config.json")
     if isinstance(changes, RunConfig):
@@ -84,7 +85,8 @@ def _resume(folder: Path, changes, callback, should_stop, progress, log) -> RunR
     if report.get("status") in FINISHED and (saved is None or saved[1]["epoch"] + 1 >= cfg.epochs):
         log(f"{folder} already finished ({report['status']}); nothing to resume")
         return RunResult(folder, report["status"], report)
-    run = Run(cfg, load_spec(folder / checkpoint.DIR / "target.npz"), checkpoint.load_start(folder), log,
+    spec_file = folder / checkpoint.DIR / "target.npz"
+    run = Run(cfg, load_spec(spec_file) if spec_file.is_file() else None, checkpoint.load_start(folder), log,
               folder=folder, checkpoint=saved)
     return run.execute(callback, should_stop, progress)
 
@@ -121,6 +123,7 @@ class Run:
         is_material = cfg.scene in material_scenes.names() or cfg.mode == "material"
         self.cfg = cfg.resolved(is_material, native)
         c = self.cfg
+        self.target_from_config = target is None
         self.spec = target if target is not None else load_scene(c.scene, c.envmap, c.views, c.width, up=c.up)
         rig = self.spec.cameras
         if not rig.matrices:
@@ -139,6 +142,7 @@ class Run:
         self.error = None
         self.extra: dict = {}
         self.resumed: list = []
+        self._finished = False  # _finish ran (it runs once, whichever way the run ends)
         self.resume_from = checkpoint  # (arrays, counters) of the checkpoint a resumed run continues from
         named = dataclasses.replace(c, scene=self.spec.name, envmap=self.spec.environment.name)  # a given target's
         self.folder = RunFolder(folder, reuse=True) if folder is not None else RunFolder(c.out or default_out(named))
@@ -306,7 +310,7 @@ class Run:
     def execute(self, callback=None, should_stop=None, progress=False) -> RunResult:
         from . import checkpoint
         c = self.cfg
-        if self.resume_from is None and not (self.folder.path / checkpoint.DIR / "target.npz").exists():
+        if self.resume_from is None and not checkpoint.resumable(self.folder.path):
             self.folder.write_json("config.json", c.to_dict())
             self._save_inputs()
         else:
@@ -318,10 +322,7 @@ class Run:
             self.write_report()
             self._loop(_guarded(callback), should_stop, progress)
         except (Cancelled, KeyboardInterrupt, SystemExit) as exc:
-            self.status = "cancelled"
-            self._write_report_quietly()  # first, so that a second signal or a kill cannot leave it `running`
-            self.log(f"cancelled: everything written so far is in {self.folder.path}; continue with "
-                     f"`mrd optimize --resume {self.folder.path}`")
+            self._cancelled()
             if isinstance(exc, SystemExit):  # the caller's own exit (from a callback): honour it after finishing
                 reraise = exc
         except MRDError as exc:
@@ -331,6 +332,9 @@ class Run:
             self.status, self.error = "failed", _os_error(exc, self.folder.path)
             raise MRDError(self.error) from None
         except Exception as exc:
+            if cancelled_by(exc):  # a signal that Dr.Jit wrapped in its own error
+                self._cancelled()
+                return self._finished_result()
             self.status = "failed"
             self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             try:
@@ -339,9 +343,20 @@ class Run:
                 pass
             raise InternalError(f"internal error ({self.error}); details in {self.folder.path / 'error.log'}") from exc
         finally:
-            self._finish()
+            if not self._finished:
+                self._finish()
         if reraise is not None:
             raise reraise
+        return RunResult(self.folder.path, self.status, self.report, *self._final_mesh())
+
+    def _cancelled(self):
+        self.status = "cancelled"
+        self._write_report_quietly()  # first, so that a second signal or a kill cannot leave it `running`
+        self.log(f"cancelled: everything written so far is in {self.folder.path}; continue with "
+                 f"`mrd optimize --resume {self.folder.path}`")
+
+    def _finished_result(self) -> RunResult:
+        self._finish()
         return RunResult(self.folder.path, self.status, self.report, *self._final_mesh())
 
     def _save_inputs(self):
@@ -352,6 +367,12 @@ class Run:
         integrator, self.spec.integrator = self.spec.integrator, None
         try:
             save_spec(self.spec, self.folder.path / checkpoint.DIR / "target.npz")
+        except (TypeError, ValueError):  # Mitsuba objects in the scene's extras: no scene file can hold them
+            if not self.target_from_config:
+                self.log("note: this target holds Mitsuba objects a scene file cannot store: the run cannot be "
+                         "resumed with --resume")
+                return
+            (self.folder.path / checkpoint.DIR / checkpoint.FROM_CONFIG).write_text(self.cfg.scene)
         finally:
             self.spec.integrator = integrator
         checkpoint.save_start(self.folder.path, self.start)
@@ -517,6 +538,7 @@ class Run:
 
     def _finish(self):
         """Final renders, meshes, metrics, plots and report; runs after success, failure and cancellation."""
+        self._finished = True
         c = self.cfg
         try:
             if hasattr(self, "P") and hasattr(self, "start_eval"):

@@ -42,7 +42,8 @@ def _read(path: str | Path, up: str):
     try:
         mesh = trimesh.load(path, force="mesh", process=False)
     except Exception as exc:
-        raise MRDError(f"cannot read mesh {path} ({type(exc).__name__}: {exc}): export it again as PLY or OBJ") from None
+        raise MRDError(f"cannot read mesh {path} ({type(exc).__name__}: {exc}): export it again as PLY or "
+                       "OBJ") from None
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise MRDError(f"mesh {path} has no triangles: give a file that contains a surface")
     # Before any processing: trimesh's clean-up would drop the faces that touch NaN vertices without a word.

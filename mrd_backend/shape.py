@@ -53,7 +53,10 @@ class ShapeParameters:
         return {"vertices": self.vertices(), "faces": self.faces.copy()}
 
     def is_finite(self) -> bool:
-        return bool(np.isfinite(self.vertices()).all())
+        """False once the mesh has diverged: NaN/inf, or coordinates so large (a huge --lr) that Mitsuba's
+        float32 scene fails before they overflow."""
+        v = self.vertices()
+        return bool(np.isfinite(v).all() and np.abs(v).max() < 1e15)
 
     def restore(self, state: dict):
         self._reset(state["vertices"], state["faces"])

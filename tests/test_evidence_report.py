@@ -59,7 +59,8 @@ def run_dir(tmp_path_factory):
     mesh = (np.asarray(m.vertices, np.float32), np.asarray(m.faces, np.int32))
     t2, r2, c2 = _images(seed=5)
     ev = end_of_run(EvidenceInputs(build_objective("mae"), t, r, c, heldout_target_images=t, heldout_result_images=r,
-                                   heldout_target_repeats=[t2], heldout_control_repeats=[c2], target_mesh=mesh, result_mesh=(mesh[0] * 1.01, mesh[1]), null=null, run_dir=d,
+                                   heldout_target_repeats=[t2], heldout_control_repeats=[c2], target_mesh=mesh,
+                                   result_mesh=(mesh[0] * 1.01, mesh[1]), null=null, run_dir=d,
                                    panel_models=["mae", "no_such_model"], panel_weights="untrained",
                                    scene="blob", envmap="studio", lpips=False, draws=2000, log=None))
     (d / "report.json").write_text(json.dumps(minimal_report(evidence=ev)))

@@ -258,10 +258,19 @@ def test_deterministic_runs_repeat_exactly(tmp_path):
     from mrd_backend import optimize
     threads = dr.thread_count()
     try:
-        cfg = dict(views=2, width=24, height=24, spp=2, epochs=3, start_subdivisions=2, deterministic=True)
+        cfg = dict(views=1, width=16, height=16, spp=2, epochs=3, start_subdivisions=1, deterministic=True)
         a, b = (optimize(tiny_config(**cfg, out=str(tmp_path / "run")), log=lambda *x: None) for _ in range(2))
     finally:
         dr.set_thread_count(threads)
     la, lb = ([s["loss"] for s in r.report["steps"]] for r in (a, b))
     assert la == lb and len(la) == 3
     assert np.array_equal(a.vertices, b.vertices)
+
+
+def test_api_config_changed_after_construction_is_checked_before_set_up(tmp_path):
+    from mrd_backend import optimize
+    cfg = RunConfig(scene="blob", out=str(tmp_path / "run"))
+    cfg.out = 5
+    with pytest.raises(MRDError, match="setting out must be a path"):
+        optimize(cfg, log=lambda *a: None)
+    assert list(tmp_path.iterdir()) == []

@@ -207,7 +207,9 @@ def test_unknown_parameter_lists_what_can_be_optimized(tmp_path):
 
 
 def test_zero_resolution_and_unreadable_texture_are_one_line_errors(tmp_path):
-    _fails(tmp_path, "texture size", "zero", texture_size=[0, 16])
+    with pytest.raises(MRDError, match="texture_size must be two positive numbers"):  # refused before set-up
+        optimize(cfg(tmp_path, texture_size=[0, 16], out=str(tmp_path / "zero")), log=quiet)
+    assert not (tmp_path / "zero").exists()
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png at all")
     _fails(tmp_path, "cannot read texture file", "unreadable", init=str(bad))

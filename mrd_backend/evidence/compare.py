@@ -2,9 +2,10 @@
 
 Rows are scenes (scene / envmap), columns are models (with their weights when not pretrained), and each cell is the
 run's final similarity under its own model and its verdict: the outcome (metamer, reconstruction, not_metamer,
-inconclusive, uninformative) and, for reference, the research-compatible BF+0 against the rotated control. Written as CSV and as a
-self-contained HTML table. A folder that is not a run folder, or a report of another version, stops with a one-line
-error; when several runs share a cell the most recent one is shown and the others are listed under the table.
+inconclusive, uninformative) and, for reference, the research-compatible BF+0 against the rotated control. Written
+as CSV and as a self-contained HTML table, and printed one line per cell. A folder that is not a run folder, or a
+report of another version, stops with a one-line error; when several runs share a cell the most recent one is
+shown and the others are listed under the table.
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """report.html: one self-contained page per run folder that shows the run in ten seconds.
 
 The verdict sentence first, then its three findings side by side (equivalence to the noise ceiling on held-out
-views, an informative network, the physical difference), the key numbers, the target and result grids, the turntables, the curves, the
-per-view paired scores, the cross-model table, the similarity/pixel/RSA tables with the RDMs, the FLIP maps and the
-null distribution with the run marked. Images are referenced relative to the run folder (or embedded as data URIs
+views, an informative network, the physical difference), the key numbers, the target and result grids, the
+turntables, the curves, the per-view paired scores, the cross-model table, the similarity/pixel/RSA tables with the
+RDMs, the FLIP maps, the null distribution with the run marked, and the research-compatible statistics. Images are referenced relative to the run folder (or embedded as data URIs
 with embed=True); there is no external CSS, JS or font, and a Content-Security-Policy forbids any network access.
 A tiny inline script marks images that fail to load (and records them in <html data-mrd-check=...>).
 """

@@ -203,3 +203,48 @@ def _nanmean(a) -> float | None:
 
 def _list(a) -> list:
     return [None if not math.isfinite(float(x)) else float(x) for x in np.asarray(a, np.float64)]
+
+
+MIN_REPLICATES_FOR_BETWEEN_RUN_TEST = 3
+
+
+def pool(verdicts: list[dict], alpha: float = ALPHA) -> dict:
+    """Pools the verdicts of N replicate runs (same configuration, other seeds and start perturbations).
+
+    With N >= 3 the unit is the replicate: the TOST runs on the N per-run mean differences from the ceiling (the
+    margin is the mean of the runs' margins), n = N runs. With fewer, it runs on the held-out views of all runs
+    together and says that those are not independent draws. The network is informative when it is in every run;
+    physically within tolerance when every run is, different when every run is, otherwise not settled."""
+    per = []
+    for v in verdicts:
+        f = (v or {}).get("findings") or {}
+        eq, inf, ph = f.get("equivalence"), f.get("informative"), f.get("physical") or {}
+        per.append({"outcome": (v or {}).get("outcome"), "difference": eq.get("mean") if eq else None,
+                    "margin": eq.get("margin") if eq else None, "informative": inf.get("informative") if inf else None,
+                    "within_tolerance": ph.get("within_tolerance"), "eq": eq, "kind": ph.get("kind", "shape")})
+    eqs = [p["eq"] for p in per if p["eq"] is not None]
+    eq = None
+    if eqs:
+        margin = float(np.mean([e["margin"] for e in eqs]))
+        if len(eqs) >= MIN_REPLICATES_FOR_BETWEEN_RUN_TEST:
+            d = [e["mean"] for e in eqs]
+            unit = f"replicate runs (each the mean over its {eqs[0]['views']} held-out views)"
+        else:
+            d = [x for e in eqs for x in e["differences"] if x is not None]
+            unit = (f"held-out views of {len(eqs)} runs pooled; views are not independent draws (use "
+                    f"--replicates {MIN_REPLICATES_FOR_BETWEEN_RUN_TEST} or more for a test across runs)")
+        eq = {**tost(d, margin, alpha), "n_counts": unit, "test": "TOST",
+              "mean_result": _nanmean([e["mean_result"] for e in eqs]),
+              "mean_ceiling": _nanmean([e["mean_ceiling"] for e in eqs]), "seeds_per_view": eqs[0]["seeds_per_view"]}
+    infs = [p["informative"] for p in per if p["informative"] is not None]
+    inf = {"informative": bool(infs) and all(infs), "control_deficit": {}} if infs else None
+    within = [p["within_tolerance"] for p in per if p["within_tolerance"] is not None]
+    phys = {"kind": per[0]["kind"] if per else "shape", "measured": False,
+            "within_tolerance": (True if within and all(within) else False if within and not any(within) else None)}
+    outcome, reason = decide(eq, inf, phys)
+    if phys["within_tolerance"] is None and within:
+        reason += " (the replicates disagree on the physical difference)"
+    return {"outcome": outcome, "reason": reason, "n": len(verdicts), "equivalence": eq, "informative": inf,
+            "physical_within_tolerance": phys["within_tolerance"],
+            "per_replicate": [{k: p[k] for k in ("outcome", "difference", "margin", "informative",
+                                                 "within_tolerance")} for p in per]}

@@ -311,7 +311,8 @@ def run_null_command(args, log=print) -> int:
     dist = build_null(spec, objective, others, per_mesh=args.objects, seed=args.seed, spp=args.spp,
                       scene=args.scene, envmap=args.envmap, model=args.model, weights=weights,
                       preprocess=args.preprocess, log=log)
-    out = Path(args.out) if args.out else default_null_path(args.scene, args.envmap, args.model, weights, args.preprocess)
+    out = Path(args.out) if args.out else default_null_path(args.scene, args.envmap, args.model, weights,
+                                                            args.preprocess)
     dist.save(out)
     png = plot_null(dist, out.with_suffix(".png"))
     s = dist.summary()

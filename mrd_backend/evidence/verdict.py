@@ -75,6 +75,7 @@ class EvidenceInputs:
     pixel_footprint: float | None = None                # one pixel at the object, in bounding-box diagonals
     skipped: list = field(default_factory=list)         # parts left out (a cancelled run), said in the report
     quick: bool = False                                 # cancelled: no panel, no LPIPS, no RSA plots
+    panel_controls: bool = False                        # the panel also against the control and held-out views
 
 
 def _masked(images, masks):
@@ -273,11 +274,12 @@ def end_of_run(inputs: EvidenceInputs) -> dict:
     pixels: dict = {"result_vs_target": None, "control_vs_target": None, "heldout_views": None}
     pixels["result_vs_target"], maps = px.pixel_metrics(ip.result_images, ip.target_images, lpips_obj)
     if ip.control_images is not None:
-        pixels["control_vs_target"], _ = px.pixel_metrics(ip.control_images, ip.target_images, lpips_obj)
+        # LPIPS on the result only: on the control and held-out views it would cost a network pass per view
+        pixels["control_vs_target"], _ = px.pixel_metrics(ip.control_images, ip.target_images, None)
     ho_maps = None
     if ip.heldout_target_images is not None:
         pixels["heldout_views"], ho_maps = px.pixel_metrics(ip.heldout_result_images, ip.heldout_target_images,
-                                                            lpips_obj)
+                                                            None)
     if edir is not None:
         files["flip"] = rel(px.flip_grid_png(maps, edir / "flip.png",
                                              means=pixels["result_vs_target"]["per_view"]["flip"]))
@@ -308,8 +310,9 @@ def end_of_run(inputs: EvidenceInputs) -> dict:
             panel.set_targets(tgt)
         per_target = panel.evaluate(res)
         models_out = {}
-        per_control = panel.evaluate_against(res, ctl) if ctl is not None else {}
-        per_ho = panel.evaluate_against(ho_r, ho_t) if ho_t is not None else {}
+        # the panel's control and held-out columns cost a pass of every panel network per view: only on request
+        per_control = panel.evaluate_against(res, ctl) if ctl is not None and ip.panel_controls else {}
+        per_ho = panel.evaluate_against(ho_r, ho_t) if ho_t is not None and ip.panel_controls else {}
         for name, e in per_target.items():
             models_out[name] = {"per_view": e["per_view"], "mean": e["mean"],
                                 "control_mean": per_control.get(name, {}).get("mean"),
@@ -402,7 +405,8 @@ def end_of_run(inputs: EvidenceInputs) -> dict:
     tick("verdict")
     # -- the verdict: three findings, one outcome (metamer.py) -----------------------------------------------------
     who = f"{model} ({weights})" if weights not in ("none", "") else model
-    verdict = _metamer_verdict(ip, scorer, ho_t, ht_feats, who, geometry, null_out, notes)
+    first = measures["heldout_views"]["per_view"]["model"] if measures["heldout_views"] else None
+    verdict = _metamer_verdict(ip, scorer, ho_t, ht_feats, who, geometry, null_out, notes, first)
     if edir is not None and verdict["findings"]["equivalence"] is not None:
         files["equivalence"] = rel(_equivalence_plot(verdict["findings"]["equivalence"], edir / "equivalence.png"))
     notes.extend(f"skipped: {s}" for s in ip.skipped)
@@ -417,23 +421,28 @@ def end_of_run(inputs: EvidenceInputs) -> dict:
             "files": files, "notes": notes, "seconds": time.time() - t0}
 
 
-def _seed_mean(scorer, repeats, masks, ref_feats) -> list | None:
-    """Per held-out view, the model similarity to the reference averaged over the render seeds."""
+def _seed_mean(scorer, repeats, masks, ref_feats, known=None) -> list | None:
+    """Per held-out view, the model similarity to the reference averaged over the render seeds. `known`:
+    {id(images): per-view scores} already computed (not scored again)."""
     if not repeats:
         return None
     rows = []
     for images in repeats:
-        out, _ = scorer.score(_masked(images, masks), ref_feats)
-        rows.append([np.nan if x is None else x for x in out["per_view"]["model"]])
+        if known and id(images) in known:
+            scores = known[id(images)]
+        else:
+            scores = scorer.score(_masked(images, masks), ref_feats)[0]["per_view"]["model"]
+        rows.append([np.nan if x is None else x for x in scores])
     return [float(x) for x in np.nanmean(np.asarray(rows, np.float64), axis=0)]
 
 
-def _metamer_verdict(ip: EvidenceInputs, scorer, ho_t, ht_feats, who, geometry, null_out, notes) -> dict:
+def _metamer_verdict(ip: EvidenceInputs, scorer, ho_t, ht_feats, who, geometry, null_out, notes, first=None) -> dict:
     eq = inf = None
     if ho_t is not None and ip.heldout_target_repeats:
         results = ip.heldout_result_repeats or [ip.heldout_result_images]
         ceiling = _seed_mean(scorer, ip.heldout_target_repeats, ip.heldout_masks, ht_feats)
-        result = _seed_mean(scorer, results, ip.heldout_masks, ht_feats)
+        known = {id(ip.heldout_result_images): first} if first is not None else None
+        result = _seed_mean(scorer, results, ip.heldout_masks, ht_feats, known)
         control = _seed_mean(scorer, ip.heldout_control_repeats, ip.heldout_masks, ht_feats)
         if control is None:
             control = [np.nan] * len(result)

@@ -19,7 +19,7 @@ OUTCOME_COLOURS = {"metamer": "#3c9a4d", "supported": "#3c9a4d", "reconstruction
                    "inconclusive": "#e3b53c", "uninformative": "#9a9a9a", "no verdict": "#e6e6e6",
                    "unfinished": "#ffffff"}
 CSV_FIELDS = ["cell", "scene", "envmap", "model", "seed", "mode", "status", "outcome", "similarity_start",
-              "similarity_end", "noise_ceiling", "null_percentile", "bf_plus0", "chamfer_start", "chamfer_end",
+              "similarity_end", "heldout_similarity", "noise_ceiling", "null_percentile", "bf_plus0", "chamfer_start", "chamfer_end",
               "steps", "run_seconds", "weights", "run_dir"]
 
 
@@ -45,6 +45,7 @@ def cell_record(cell: dict, sweep_dir: Path) -> dict:
     ev = r.get("evidence") or {}
     v = ev.get("verdict") or {}
     null = ev.get("null") or {}
+    deciding = v.get("deciding") or {}
     outcome = v.get("outcome")
     if not outcome:
         outcome = "no verdict" if r.get("status") in ("done", "stopped_early") else "unfinished"
@@ -55,10 +56,12 @@ def cell_record(cell: dict, sweep_dir: Path) -> dict:
             "outcome": outcome,
             "similarity_start": _finite((r.get("similarity") or {}).get("start")),
             "similarity_end": _finite((r.get("similarity") or {}).get("end")),
-            # the target re-rendered with another seed (from a null distribution): the best a result can reach
-            "noise_ceiling": _finite(null.get("target_resample")),
-            "null_percentile": _finite(null.get("percentile")), "null_values": None,
-            "bf_plus0": _finite((v.get("bayes") or {}).get("bf_plus0")),
+            # the held-out similarity the verdict tested, and its noise ceiling (the target re-rendered with other
+            # seeds: the best a result can reach); older reports: the null distribution's re-rendered target
+            "heldout_similarity": _finite(deciding.get("heldout_similarity")),
+            "noise_ceiling": _finite(deciding.get("ceiling", null.get("target_resample"))),
+            "null_percentile": _finite(null.get("percentile")),
+            "bf_plus0": _finite((v.get("bayes") or (ev.get("research") or {}).get("bayes") or {}).get("bf_plus0")),
             "chamfer_start": _finite((r.get("chamfer") or {}).get("start")),
             "chamfer_end": _finite((r.get("chamfer") or {}).get("end")),
             "steps": len(steps), "run_seconds": _finite(r.get("seconds")), "weights": r.get("weights"),
@@ -156,12 +159,16 @@ def fig_final_similarity(records, path):
            edgecolor="#444", lw=0.5, label="final similarity")
     ax.scatter(x, [r["similarity_start"] if r["similarity_start"] is not None else np.nan for r in rs],
                marker="_", s=200, color="k", label="start")
+    held = [r["heldout_similarity"] if r["heldout_similarity"] is not None else np.nan for r in rs]
+    if np.isfinite(held).any():
+        ax.scatter(x, held, marker="o", color="C0", label="held-out views", zorder=3)
     ceil = [r["noise_ceiling"] if r["noise_ceiling"] is not None else np.nan for r in rs]
     if np.isfinite(ceil).any():
         ax.scatter(x, ceil, marker="v", color="C3", label="noise ceiling (target re-rendered)", zorder=3)
     ax.set_xticks(x, [r["cell"] for r in rs], rotation=40, ha="right", fontsize=7)
     ax.set_ylabel("similarity under the run's model")
-    vals = [v for r in rs for v in (r["similarity_end"], r["similarity_start"], r["noise_ceiling"]) if v is not None]
+    vals = [v for r in rs for v in (r["similarity_end"], r["similarity_start"], r["noise_ceiling"],
+                                             r["heldout_similarity"]) if v is not None]
     if vals:
         lo, hi = min(vals), max(vals)
         pad = 0.1 * (hi - lo or abs(hi) or 1)
@@ -250,8 +257,9 @@ def fig_seeds(groups, path):
 
 
 FIGURES = [("outcomes", fig_outcomes, "Verdict per cell: scene x network"),
-           ("final_similarity", fig_final_similarity, "Final similarity per cell (bar), its start (dash) and the "
-                                                      "noise ceiling where a null distribution gave one"),
+           ("final_similarity", fig_final_similarity, "Final similarity per cell (bar), its start (dash), the "
+                                                      "held-out views' similarity (dot) and their noise ceiling "
+                                                      "(triangle)"),
            ("curves", fig_curves, "Similarity per step, per scene"),
            ("null_ecdf", fig_null_ecdf, "Where each result falls among other objects (null distribution)"),
            ("aggregate", fig_aggregate, "Distance to the target's features against step, log-log")]

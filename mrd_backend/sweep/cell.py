@@ -38,7 +38,8 @@ def is_finished(run_dir: Path) -> bool:
 
 def has_checkpoint(run_dir: Path) -> bool:
     """What `mrd optimize --resume` needs: the run's target and its last state under checkpoint/."""
-    return (Path(run_dir) / "checkpoint" / "target.npz").is_file()
+    from ..checkpoint import resumable
+    return resumable(run_dir)
 
 
 @lru_cache(maxsize=1)
@@ -66,10 +67,37 @@ def _die_with_parent():
         pass
 
 
+HEARTBEAT_S = 20.0      # a running cell touches its marker this often
+STALE_S = 120.0         # a marker older than this belongs to a cell whose machine or job is gone
+
+
+def marker(run_dir: Path) -> Path:
+    return run_dir.parent / "logs" / f"{run_dir.name}.running"
+
+
+def is_busy(run_dir: Path) -> bool:
+    """Whether the cell runs right now somewhere (a SLURM job of an earlier, killed coordinator; another sweep):
+    its marker is fresh, and when it was written on this machine, its process is alive."""
+    m = marker(run_dir)
+    try:
+        info = json.loads(m.read_text())
+        age = time.time() - m.stat().st_mtime
+    except (OSError, ValueError):
+        return False
+    if info.get("host") == os.uname().nodename:
+        try:
+            os.kill(int(info["pid"]), 0)
+        except (OSError, KeyError, ValueError):
+            return False
+    return age < STALE_S
+
+
 def plan(run_dir: Path) -> str:
-    """skip | resume | restart | fresh: what running this cell now does."""
+    """skip | busy | resume | restart | fresh: what running this cell now does."""
     if is_finished(run_dir):
         return "skip"
+    if is_busy(run_dir):
+        return "busy"
     if not run_dir.exists() or not any(run_dir.iterdir()):
         return "fresh"
     if has_checkpoint(run_dir) and optimize_supports_resume():
@@ -86,8 +114,8 @@ def run_cell(cell: dict, sweep_dir: str, wandb: dict | None = None, env: dict | 
     action = plan(run_dir)
     out = {"name": c.name, "action": action, "run_dir": str(run_dir), "aside": None, "returncode": None,
            "seconds": 0.0, "host": os.uname().nodename, "started": time.time()}
-    if action == "skip":
-        out["status"] = read_status(run_dir)
+    if action in ("skip", "busy"):
+        out["status"] = read_status(run_dir) if action == "skip" else "running elsewhere"
         return out
     if action == "resume":
         argv = ["--resume", str(run_dir)]
@@ -101,16 +129,25 @@ def run_cell(cell: dict, sweep_dir: str, wandb: dict | None = None, env: dict | 
     penv["PYTHONPATH"] = os.pathsep.join(p for p in (package_root(), penv.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-m", "mrd_backend.cli", "optimize", *argv]
     t0 = time.perf_counter()
+    beat = marker(run_dir)
     with open(log, "a") as fh:
         fh.write(f"\n$ {' '.join(cmd)}\n")
         fh.flush()
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=penv, preexec_fn=_die_with_parent)
         try:
-            rc = proc.wait()
+            while True:  # a heartbeat, so that a second sweep leaves this cell alone while it runs
+                beat.write_text(json.dumps({"host": out["host"], "pid": os.getpid(), "cell_pid": proc.pid}))
+                try:
+                    rc = proc.wait(HEARTBEAT_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
         except BaseException:  # the engine cancels this cell: end its run too (its files are kept)
             proc.terminate()
             proc.wait(30)
             raise
+        finally:
+            beat.unlink(missing_ok=True)
     out.update(seconds=time.perf_counter() - t0, returncode=rc, status=read_status(run_dir), log=str(log))
     if out["status"] is None:
         out["status"] = "failed" if rc else "missing report"

@@ -105,15 +105,17 @@ def write_state(sweep_dir: Path, state: dict) -> None:
 def run_sweep(cells, sweep_dir: Path, opts, wandb: dict | None = None, quiet=False, dry_run=False) -> dict:
     """Runs the cells that are not finished on the engine, then writes the aggregates. Returns sweep.json's state."""
     from .aggregate import write_aggregates
-    from .cell import plan
+    from .cell import marker, plan
     from .engines import run_cells
     sweep_dir.mkdir(parents=True, exist_ok=True)
     plans = {c.name: plan(sweep_dir / c.name) for c in cells}
     state = {"version": SWEEP_VERSION, "kind": "mrd-sweep", "started": time.time(),
              "cells": {c.name: {**c.to_dict(), "action": plans[c.name]} for c in cells}}
-    todo = [c for c in cells if plans[c.name] != "skip"]
+    todo = [c for c in cells if plans[c.name] not in ("skip", "busy")]
     log = (lambda *a: None) if quiet else (lambda m: print(m, file=sys.stderr))
-    log(f"mrd sweep: {len(cells)} cells in {sweep_dir}: {len(cells) - len(todo)} finished, {len(todo)} to run"
+    busy = sum(p == "busy" for p in plans.values())
+    log(f"mrd sweep: {len(cells)} cells in {sweep_dir}: {len(cells) - len(todo) - busy} finished, "
+        + (f"{busy} running elsewhere, " if busy else "") + f"{len(todo)} to run"
         + "".join(f"\n  {c.name}: {plans[c.name]}" for c in cells if plans[c.name] not in ("skip", "fresh")))
     if dry_run:
         for c in cells:
@@ -122,6 +124,9 @@ def run_sweep(cells, sweep_dir: Path, opts, wandb: dict | None = None, quiet=Fal
     for c in cells:
         if plans[c.name] == "skip":
             state["cells"][c.name]["status"] = "done (earlier)"
+            marker(sweep_dir / c.name).unlink(missing_ok=True)   # left by a worker killed just after its run ended
+        elif plans[c.name] == "busy":
+            state["cells"][c.name]["status"] = "running elsewhere (rerun when it has ended)"
     if todo:
         task_kw = {"wandb": wandb} if wandb else {}
         progress = Progress(todo, sweep_dir, state, quiet)
@@ -144,6 +149,10 @@ def cmd_sweep(args) -> int:
     from .grid import check_names, expand, flags_from_args, grid_id
     cells = expand(_spec_from_args(args), flags_from_args(args))
     check_names(cells)
+    if args.executor != "ray" and args.address:
+        raise MRDError("--address is for Ray; with --executor slurm give --partition")
+    if args.executor == "slurm" and not args.partition:
+        raise MRDError("--executor slurm needs --partition NAME (the SLURM partition to submit the cells to)")
     sweep_dir = Path(args.out or f"results/sweep-{grid_id(cells)}")
     if (sweep_dir / "report.json").exists():
         raise MRDError(f"{sweep_dir} is a run folder, not a sweep folder: give --out a new or a sweep folder")
@@ -151,8 +160,6 @@ def cmd_sweep(args) -> int:
                          memory_per_cell_gb=args.memory_per_cell,
                          gpus_per_cell=args.gpus_per_cell, max_parallel=args.max_parallel, partition=args.partition,
                          timeout_min=args.timeout_min)
-    if args.executor != "ray" and args.address:
-        raise MRDError("--address is for Ray; with --executor slurm give --partition")
     wandb = None
     if args.wandb:
         from .tracking import check_wandb

@@ -59,13 +59,19 @@ def run_with_ray(cells: list, sweep_dir: Path, opts: EngineOptions, on_result: C
     t0 = time.perf_counter()
     if opts.address:
         # a cluster: mrd must be installed on its nodes (the same version); the sweep folder on a shared disk
-        ray.init(address=opts.address, runtime_env={"env_vars": env_vars}, log_to_driver=False)
+        try:
+            ray.init(address=opts.address, runtime_env={"env_vars": env_vars}, log_to_driver=False)
+        except ConnectionError as exc:
+            raise MRDError(f"cannot join the Ray cluster at {opts.address} ({str(exc).splitlines()[0]}): check the "
+                           "address (`ray status` on the head) and that this machine has the cluster's auth token "
+                           "(Ray's token authentication, docs/sweeps.md)") from None
     else:
         num_cpus = None
         if opts.max_parallel:
             num_cpus = max(opts.cpus_per_cell, opts.max_parallel * opts.cpus_per_cell)
+        # address="local": always a new instance of our own, never a cluster that `ray start` left on this machine.
         # A small object store: cells pass only file names, never arrays.
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 2 ** 20,
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 2 ** 20,
                  runtime_env={"env_vars": env_vars}, configure_logging=False)
     init_s = time.perf_counter() - t0
     res = ray.cluster_resources()
@@ -106,18 +112,19 @@ def run_with_ray(cells: list, sweep_dir: Path, opts: EngineOptions, on_result: C
     return info
 
 
-def run_with_submitit(cells: list, sweep_dir: Path, opts: EngineOptions, on_result: Callable, task_kw: dict) -> dict:
-    """Runs every cell as a submitit job: a SLURM job array (`slurm`) or local processes (`local`)."""
-    try:
-        import submitit
-    except ImportError:
-        raise MRDError("submitit is not installed: pip install 'mrd[sweep]' (or submitit)") from None
+def make_submitit_executor(opts: EngineOptions, sweep_dir: Path, cells: list):
+    """submitit's SLURM executor (one job array, resources per cell) or its local executor."""
+    import submitit
     folder = sweep_dir / "submitit" / "%j"
     gpus = int(opts.gpus_per_cell or 0)
     if opts.executor == "slurm":
         if not opts.partition:
             raise MRDError("--executor slurm needs --partition NAME (the SLURM partition to submit the cells to)")
-        ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        try:
+            ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+        except RuntimeError as exc:   # no srun on this machine
+            raise MRDError(f"SLURM is not reachable from here ({exc}): run mrd sweep on the cluster's login "
+                           "node, or use --executor ray") from None
         ex.update_parameters(slurm_partition=opts.partition, timeout_min=opts.timeout_min, nodes=1, tasks_per_node=1,
                              cpus_per_task=max(1, int(opts.cpus_per_cell)), gpus_per_node=gpus,
                              mem_gb=max(_memory_gb(c, opts) for c in cells), name=f"mrd-sweep-{sweep_dir.name}",
@@ -127,6 +134,16 @@ def run_with_submitit(cells: list, sweep_dir: Path, opts: EngineOptions, on_resu
         ex.update_parameters(timeout_min=opts.timeout_min, gpus_per_node=gpus)
     else:
         raise MRDError(f"unknown executor {opts.executor!r}: use ray, slurm or local")
+    return ex
+
+
+def run_with_submitit(cells: list, sweep_dir: Path, opts: EngineOptions, on_result: Callable, task_kw: dict) -> dict:
+    """Runs every cell as a submitit job: a SLURM job array (`slurm`) or local processes (`local`)."""
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        raise MRDError("submitit is not installed: pip install 'mrd[sweep]' (or submitit)") from None
+    ex = make_submitit_executor(opts, sweep_dir, cells)
     t0 = time.perf_counter()
     if opts.executor == "local" and opts.max_parallel:
         jobs = []  # the local executor has no array throttle: submit in waves of max_parallel
@@ -139,7 +156,7 @@ def run_with_submitit(cells: list, sweep_dir: Path, opts: EngineOptions, on_resu
             jobs = [ex.submit(run_cell, c.to_dict(), str(sweep_dir), **task_kw) for c in cells]
         _collect(jobs, cells, sweep_dir, on_result)
     return {"engine": f"submitit-{opts.executor}", "job_ids": [j.job_id for j in jobs],
-            "submit_seconds": time.perf_counter() - t0, "gpus_per_cell": gpus,
+            "submit_seconds": time.perf_counter() - t0, "gpus_per_cell": int(opts.gpus_per_cell or 0),
             "cells_at_once": opts.max_parallel or len(cells)}
 
 

@@ -51,16 +51,17 @@ def log_run(run_dir: str | Path, project: str = "mrd", name: str | None = None, 
                      reinit="create_new", settings=wandb.Settings(console="off", x_disable_stats=True))
     try:
         for s in report.get("steps") or []:
-            row = {k: s[k] for k in ("loss", "similarity", "seconds", "lr") if s.get(k) is not None}
-            if "vertices" in s:
-                row["vertices"] = s["vertices"]
+            row = {k: s[k] for k in ("loss", "similarity", "seconds", "lr", "n_vertices") if s.get(k) is not None}
+            render = (s.get("files") or {}).get("render")
+            if render and (run_dir / render).is_file():   # the render grid of this step, as the research code logged
+                row["renders/step"] = wandb.Image(str(run_dir / render))
             run.log(row, step=int(s.get("step", 0)))
         images = {}
         for key, rel in (("renders/target", "renders/target_grid.png"), ("renders/final", "renders/final_grid.png")):
             if (run_dir / rel).is_file():
                 images[key] = wandb.Image(str(run_dir / rel))
         if images:
-            run.log(images)
+            run.log(images, step=int((report.get("steps") or [{}])[-1].get("step", 0)))
         run.summary.update(_summary(report))
         run.save(str(run_dir / "report.json"), base_path=str(run_dir), policy="now")
         out = {"mode": mode, "dir": str(run.dir), "id": run.id}
