@@ -76,7 +76,8 @@ result(status=j.status, report_status=report["status"], step=j.step, keys=keys,
 """, timeout=600)
     assert r["status"] == "cancelled" and r["report_status"] == "cancelled" and r["res_status"] == "cancelled"
     n = r["step"] + 1
-    assert 2 <= n < 40 and len(r["steps"]) == n and len(r["keys"]) == n
+    # the UI lets go 1 s after Cancel: the step the backend was on may be written after that (kept in the folder)
+    assert 2 <= n < 40 and n <= len(r["steps"]) <= n + 1 and len(r["keys"]) == n
     assert r["final"]  # the backend still writes its final mesh and report after a cancel
 
 
