@@ -20,7 +20,8 @@ class ShapeParameters:
         self.lr = cfg.lr
         self.regs = Regularizers(vertices, faces, {"laplacian": cfg.reg_laplacian, "edge": cfg.reg_edge,
                                                    "area": cfg.reg_area, "arap": cfg.reg_arap})
-        self.rest = (np.asarray(vertices, np.float32), np.asarray(faces, np.int32))  # the regularizers' rest mesh
+        # the mesh of the last reset: the regularizers' rest mesh, and the one Large Steps' operator was built from
+        self.rest = (np.asarray(vertices, np.float32), np.asarray(faces, np.int32))
         self._reset(vertices, faces)
 
     def _reset(self, vertices, faces):
@@ -77,7 +78,9 @@ class ShapeParameters:
     def load_checkpoint(self, arrays: dict):
         from .checkpoint import load_optimizer_arrays, optimizer_values
         self.lr = float(arrays["lr"])
-        self._reset(arrays["vertices"], arrays["faces"])  # Large Steps' operator depends on the faces only
+        # The operator from the mesh it was built from at the last reset (start, remesh or restore): Large Steps
+        # orders its variable by those vertex positions (np.unique), so another mesh would scramble `u`.
+        self._reset(arrays["rest_vertices"], arrays["rest_faces"])
         self.opt["u"] = type(self.opt["u"])(np.asarray(optimizer_values(arrays)["u"], np.float32))
         load_optimizer_arrays(self.opt, arrays)
         self.apply()
