@@ -250,7 +250,8 @@ def end_of_run(inputs: EvidenceInputs) -> dict:
     if ctl is not None:
         c_feats = scorer.prepare(ctl)
         measures["result_vs_control"], _ = scorer.score(res, c_feats)
-        measures["control_vs_target"], _ = scorer.score(ctl, t_feats)
+        if ip.baseline == "control_to_target":  # a network pass per view: only for the baseline that needs it
+            measures["control_vs_target"], _ = scorer.score(ctl, t_feats)
     hr_feats = ht_feats = None
     if ho_t is not None:
         ht_feats = scorer.prepare(ho_t)
