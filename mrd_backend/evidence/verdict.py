@@ -271,6 +271,9 @@ def _end_of_run(inputs: EvidenceInputs) -> dict:
             lpips_obj = obj
         elif ip.panel is not None and "lpips" in ip.panel.objectives:
             lpips_obj = ip.panel.objectives["lpips"]
+        elif (ip.panel_weights or _panel_weights(weights)) == "untrained":
+            # a randomly initialized LPIPS is no perceptual distance, and building it costs seconds
+            notes.append("LPIPS not computed: the panel weights are untrained (an untrained LPIPS measures nothing)")
         else:
             try:
                 from .panel import build_model
