@@ -156,3 +156,20 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_files(tmp_path):
         assert rep["status"] == "failed" and "disk is full" in rep["error"] and rep["steps"]
     finally:
         subprocess.run(["umount", str(disk)])
+
+
+@pytest.mark.slow
+def test_a_material_run_resumes_bit_for_bit(tmp_path):
+    """A bundled material scene (its target is rebuilt from the config) with Adam's moments on bitmaps and scalars."""
+    from mrd_backend.config import RunConfig
+    base = dict(scene="diffuse", envmap="studio", model="mae", width=32, height=32, spp=4, epochs=5,
+                texture_size=[16, 16], patience=0, render_every=100, evidence=False, turntable_frames=0,
+                panel_every=-1, deterministic=True, lr=0.1)
+    whole = optimize(RunConfig(**base, out=str(tmp_path / "whole")), **QUIET)
+    callback, stop = _stop_after(2)
+    cut = optimize(RunConfig(**base, out=str(tmp_path / "cut")), callback=callback, should_stop=stop, **QUIET)
+    assert cut.status == "cancelled" and (cut.out / "checkpoint" / "target-from-config").is_file()
+    resumed = optimize(resume=cut.out, **QUIET)
+    rep, ref = _report(resumed.out), _report(whole.out)
+    assert resumed.status == "done" and [s["loss"] for s in rep["steps"]] == [s["loss"] for s in ref["steps"]]
+    assert rep["material"] == ref["material"]
