@@ -7,6 +7,8 @@ one thread and its deterministic algorithms too. Cost and measured spread: docs/
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 def make_deterministic(log=print) -> None:
     """One Dr.Jit thread and deterministic torch kernels for the rest of this process."""
@@ -23,3 +25,19 @@ def make_deterministic(log=print) -> None:
         return
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@contextmanager
+def enough_threads_for_io():
+    """Mitsuba's EXR writer hands its work to the same thread pool and waits for it: with the one thread of
+    --deterministic it waits forever. Writing a file has no sums to reorder, so it may use two threads."""
+    import drjit as dr
+    n = dr.thread_count()
+    if n >= 2:
+        yield
+        return
+    dr.set_thread_count(2)
+    try:
+        yield
+    finally:
+        dr.set_thread_count(n)

@@ -137,10 +137,12 @@ class RunFolder:
 
     def write_exr(self, name: str, image: np.ndarray, kind: str | None = None) -> Path:
         """Linear float image, exact (via Mitsuba's bitmap writer, which every install has)."""
+        from .determinism import enough_threads_for_io
         from .variant import mitsuba
         mi = mitsuba()
-        p = atomic_write(self.path / name, lambda tmp: mi.Bitmap(np.ascontiguousarray(image, np.float32)).write(
-            str(tmp)), suffix=".exr")
+        with enough_threads_for_io():
+            p = atomic_write(self.path / name, lambda tmp: mi.Bitmap(np.ascontiguousarray(image, np.float32)).write(
+                str(tmp)), suffix=".exr")
         return self._record(kind, p) if kind else p
 
     def write_mesh(self, name: str, vertices, faces, kind: str = "meshes") -> Path:
