@@ -14,8 +14,8 @@ from .errors import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, Inte
 # demo's metamer is one of a real vision model on every machine (README: why this one). The panel cross-checks it with
 # the trained LPIPS (VGG-16, installed by the set-up) and a larger classifier of the same family; the full panel
 # costs minutes on a CPU.
-DEMO = dict(scene="suzanne", envmap="studio", model="effnet", views=6, width=96, height=96, spp=8, epochs=25,
-            remesh=[8, 16], start_subdivisions=4, lr=0.1, mesh_every=5, patience=0,
+DEMO = dict(scene="suzanne", envmap="studio", model="effnet", views=6, width=96, height=96, spp=8, epochs=100,
+            remesh=[30, 60], start_subdivisions=4, lr=0.1, mesh_every=5, patience=0,
             panel_models=["lpips", "effnet_lite2"])
 
 
