@@ -25,6 +25,7 @@ import numpy as np
 from .atomic import atomic_write as _atomic
 from .atomic import npz_bytes
 from .errors import MRDError
+from .run import strict_json
 
 DIR = "checkpoint"
 VERSION = 1
@@ -72,7 +73,8 @@ def save(folder: Path, arrays: dict, counters: dict) -> None:
     d = Path(folder) / DIR
     d.mkdir(exist_ok=True)
     _atomic(d / "state.npz", lambda p: _savez(p, arrays))
-    _atomic(d / "state.json", lambda p: p.write_text(json.dumps({"version": VERSION, **counters}, default=_plain)))
+    text = strict_json({"version": VERSION, **counters})
+    _atomic(d / "state.json", lambda p: p.write_text(text))
 
 
 def load(folder: Path) -> tuple[dict, dict] | None:
@@ -124,13 +126,3 @@ def with_prefix(prefix: str, arrays: dict) -> dict:
 
 def take_prefix(prefix: str, arrays: dict) -> dict:
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-
-def _plain(x):
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, Path):
-        return str(x)
-    raise TypeError(f"not JSON-serializable: {type(x).__name__}")
