@@ -18,6 +18,9 @@ import sys
 import tempfile
 import time
 
+from .machine import describe as describe_machine
+from .machine import one_line as machine_line
+
 # Parts, in the order they are printed: (profile name, label). Names with "/" are nested in the one before them.
 PARTS = [
     ("apply", "Large Steps solve + mesh refresh"),
@@ -247,7 +250,8 @@ def cmd_bench_step(args) -> int:
            "chamfer": r.get("chamfer"), "instrumented": getattr(run, "instrumented", []),
            "per_run_seconds": {k: sum(prof.samples.get(k, [])) for k, _ in PER_RUN},
            "run_seconds": r.get("seconds"), "evidence_timings": (r.get("evidence") or {}).get("timings"),
-           "panel": not args.no_panel and getattr(run, "panel", None) is not None}
+           "panel": not args.no_panel and getattr(run, "panel", None) is not None,
+           "machine": describe_machine()}
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -257,7 +261,8 @@ def cmd_bench_step(args) -> int:
 
 def format_step_table(out: dict) -> str:
     c = out["config"]
-    lines = [f"{c['scene']} / {c['envmap']} / {c['model']}: {c['views']} views {c['width']}x{c['height']}, "
+    lines = [machine_line(out["machine"])] if out.get("machine") else []
+    lines += [f"{c['scene']} / {c['envmap']} / {c['model']}: {c['views']} views {c['width']}x{c['height']}, "
              f"{c['spp']} spp, integrator {c['integrator']} {out['integrator']}, schedule {c['schedule']}, "
              f"variant {out['variant']}",
              f"step (one epoch of {c['views']} views): median {out['step_seconds_median']:.3f} s, mean "

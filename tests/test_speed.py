@@ -124,6 +124,8 @@ def test_bench_step_json(tmp_path, capsys):
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
     assert set(n for n, _ in PARTS) <= set(d["parts_median"]) and d["peak_rss_mb"] > 0
+    m = d["machine"]  # what the figures were measured on, so that two machines can be told apart
+    assert m["usable_cpus"] >= 1 and m["drjit_threads"] >= 1 and m["torch_threads"] >= 1 and m["variant"]
     assert d["panel"] and d["parts_median"]["log/panel"] > 0
     assert len(d["kernels_compiled_per_step"]) == 2 and abs(sum(d["shares"][n] for n in
                ("apply", "render", "objective", "backward", "step", "similarity", "remesh", "log", "other")) - 1) < 1e-6
