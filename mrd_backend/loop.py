@@ -76,10 +76,11 @@ def _resume(folder: Path, changes, callback, should_stop, progress, log) -> RunR
     cfg = RunConfig.from_file(folder / "config.json")
     if isinstance(changes, RunConfig):
         changes = {"epochs": changes.epochs}
-    for k, v in (changes or {}).items():
-        if k not in ("epochs",):
-            raise MRDError(f"a resumed run keeps its configuration; only epochs can change (not {k!r})")
-        setattr(cfg, k, v)
+    changes = dict(changes or {})
+    if set(changes) - {"epochs"}:
+        raise MRDError(f"a resumed run keeps its configuration; only epochs can change (not "
+                       f"{', '.join(sorted(set(changes) - {'epochs'}))})")
+    cfg = RunConfig.from_dict({**cfg.to_dict(), **changes})  # the same checks as any config
     report = _read_json(folder / "report.json")
     saved = checkpoint.load(folder)
     if report.get("status") in FINISHED and (saved is None or saved[1]["epoch"] + 1 >= cfg.epochs):

@@ -173,3 +173,12 @@ def test_a_material_run_resumes_bit_for_bit(tmp_path):
     rep, ref = _report(resumed.out), _report(whole.out)
     assert resumed.status == "done" and [s["loss"] for s in rep["steps"]] == [s["loss"] for s in ref["steps"]]
     assert rep["material"] == ref["material"]
+
+
+@pytest.mark.slow
+def test_resume_can_extend_a_run_and_checks_the_new_end(tmp_path):
+    done = optimize(tiny_config(epochs=2, out=str(tmp_path / "r")), **QUIET)
+    with pytest.raises(MRDError, match="epochs must be at least 1"):
+        optimize({"epochs": 0}, resume=done.out, **QUIET)
+    longer = optimize({"epochs": 4}, resume=done.out, **QUIET)
+    assert longer.status == "done" and [s["step"] for s in _report(done.out)["steps"]] == [0, 1, 2, 3]
