@@ -48,3 +48,4 @@ def cancel_on_signals():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        received.clear()  # a later error in this process is not this run's cancel
