@@ -14,7 +14,7 @@ import torch
 
 from .. import weights as W
 from ..errors import MRDError
-from .torch_base import TorchObjective
+from .torch_base import TimmClassifier
 
 
 def by_position(sd: dict, net) -> dict:
@@ -32,7 +32,7 @@ def by_position(sd: dict, net) -> dict:
     return out
 
 
-class EfficientNetLite0(TorchObjective):
+class EfficientNetLite0(TimmClassifier):
     name = "effnet"
     timm_name = "tf_efficientnet_lite0"
     native_size = 224
@@ -50,15 +50,6 @@ class EfficientNetLite0(TorchObjective):
                 return sd
             return by_position(sd, net)
         return W.resolve(self.name, weights, bare, weights_dir, convert=convert, log=self.log)
-
-    def features(self, x):
-        return self.net.forward_head(self.net.forward_features(self.normalize(x)), pre_logits=True)
-
-    def feature_loss(self, f, t):
-        return torch.nn.functional.l1_loss(f, t)
-
-    def logits(self, f):
-        return self.net.get_classifier()(f)
 
     def classify_image(self, img) -> list[tuple[int, str, float]]:
         """Top-5 (index, name, probability) of an (H, W, 3) image in [0, 1] (numpy or torch)."""

@@ -7,13 +7,11 @@
 """
 from __future__ import annotations
 
-import torch
-
 from .. import weights as W
-from .torch_base import TorchObjective
+from .torch_base import TimmClassifier
 
 
-class ResNet50(TorchObjective):
+class ResNet50(TimmClassifier):
     name = "resnet"
     native_size = 256
     has_classifier = True
@@ -24,15 +22,6 @@ class ResNet50(TorchObjective):
         def bare():
             return timm.create_model("resnet50", pretrained=False, num_classes=1000)
         return W.resolve(self.name, weights, bare, weights_dir, log=self.log)
-
-    def features(self, x):
-        return self.net.forward_head(self.net.forward_features(self.normalize(x)), pre_logits=True)
-
-    def feature_loss(self, f, t):
-        return torch.nn.functional.l1_loss(f, t)
-
-    def logits(self, f):
-        return self.net.get_classifier()(f)
 
 
 class ResNet50SIN(ResNet50):

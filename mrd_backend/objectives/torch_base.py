@@ -214,6 +214,20 @@ class TorchObjective(Objective):
         return self._last.flatten().cpu().numpy()
 
 
+class TimmClassifier(TorchObjective):
+    """A timm ImageNet classifier as an objective: the pooled features its classifier reads (`pre_logits`), an L1
+    loss between them (the research code's ResNet-50 loss), and the classifier head for --classify."""
+
+    def features(self, x):
+        return self.net.forward_head(self.net.forward_features(self.normalize(x)), pre_logits=True)
+
+    def feature_loss(self, f, t):
+        return torch.nn.functional.l1_loss(f, t)
+
+    def logits(self, f):
+        return self.net.get_classifier()(f)
+
+
 def _detach(f):
     return [t.detach() for t in f] if isinstance(f, (list, tuple)) else f.detach()
 
