@@ -265,8 +265,7 @@ def run(args, stream: Stream) -> int:
             raise MRDError(f"cannot create the run folder {out} ({exc.strerror or exc})") from None
         cfg.out = str(out)
         stop = StopFlag(out, args.exit_on_eof)
-        stream.emit("hello", protocol=PROTOCOL, pid=os.getpid(), python=".".join(map(str, sys.version_info[:3])),
-                    out=str(out), epochs=int(cfg.epochs), mode=cfg.mode, model=cfg.model)
+        _hello(stream, out, cfg)
         target = load_spec(args.scene)
         start = None
         if args.start:
@@ -277,28 +276,46 @@ def run(args, stream: Stream) -> int:
                 raise MRDError(f"start mesh file {args.start} does not exist") from None
             except (KeyError, ValueError, OSError) as exc:
                 raise MRDError(f"{args.start} is not a start mesh (.npz with vertices and faces): {exc}") from None
-        writer = StepWriter(out, int(cfg.epochs), stream.emit)
-        optimize = _load_optimizer()
-        result = optimize(cfg, target=target, start=start, callback=writer, should_stop=stop,
-                          log=lambda msg: stream.emit("log", message=_one_line(msg)))
-        status = getattr(result, "status", "done")
-        if status == "cancelled" and stop.reason:
-            stream.emit("log", message=f"stopped after the current step ({stop.reason})")
-        rout = Path(getattr(result, "out", out))
-        final = rout / "meshes" / "final.ply"
-        stream.emit("done", status=status, out=str(rout), report="report.json",
-                    final_mesh="meshes/final.ply" if final.exists() else None, steps=writer.count,
-                    seconds=time.perf_counter() - writer.t0)
-        return 0
-    except MRDError as exc:
-        stream.emit("error", message=_one_line(exc) or "the backend reported an error", out=_s(out))
-    except MemoryError:
-        stream.emit("error", message="the backend ran out of memory: lower the resolution, views or spp", out=_s(out))
-    except BaseException as exc:  # never let a library exception (or its object) cross the boundary
+        return _optimize_streamed(stream, out, cfg, stop, cfg, target=target, start=start)
+    except BaseException as exc:
+        return _failure(stream, exc, out)
+
+
+def _hello(stream: Stream, out: Path, cfg, **extra) -> None:
+    stream.emit("hello", protocol=PROTOCOL, pid=os.getpid(), python=".".join(map(str, sys.version_info[:3])),
+                out=str(out), epochs=int(cfg.epochs), mode=cfg.mode, model=cfg.model, **extra)
+
+
+def _optimize_streamed(stream: Stream, out: Path, cfg, stop, config, **kwargs) -> int:
+    """Runs the optimizer with every step streamed, then says `done`."""
+    writer = StepWriter(out, int(cfg.epochs), stream.emit)
+    result = _load_optimizer()(config, callback=writer, should_stop=stop,
+                               log=lambda msg: stream.emit("log", message=_one_line(msg)), **kwargs)
+    status = getattr(result, "status", "done")
+    if status == "cancelled" and stop.reason:
+        stream.emit("log", message=f"stopped after the current step ({stop.reason})")
+    rout = Path(getattr(result, "out", out))
+    final = rout / "meshes" / "final.ply"
+    stream.emit("done", status=status, out=str(rout), report="report.json",
+                final_mesh="meshes/final.ply" if final.exists() else None, steps=writer.count,
+                seconds=time.perf_counter() - writer.t0)
+    return 0
+
+
+def _failure(stream: Stream, exc: BaseException, out) -> int:
+    """One `error` event for whatever ended the run; never a library exception (or its object) across the
+    boundary."""
+    from .errors import MRDError
+    if isinstance(exc, MRDError):
+        message = _one_line(exc) or "the backend reported an error"
+    elif isinstance(exc, MemoryError):
+        message = "the backend ran out of memory: lower the resolution, views or spp"
+    else:
         traceback.print_exc(file=sys.stderr)
         msg = _one_line(exc)
-        stream.emit("error", message=f"internal error in the backend ({type(exc).__name__}{': ' + msg if msg else ''})"
-                    "; the worker log has the details", out=_s(out))
+        message = (f"internal error in the backend ({type(exc).__name__}{': ' + msg if msg else ''}); "
+                   "the worker log has the details")
+    stream.emit("error", message=message, out=_s(out))
     return 1
 
 
@@ -316,24 +333,10 @@ def resume(args, stream: Stream) -> int:
         saved = load(out)
         (out / STOP_FILE).unlink(missing_ok=True)  # it asked the earlier process to stop, not this one
         stop = StopFlag(out, args.exit_on_eof)
-        stream.emit("hello", protocol=PROTOCOL, pid=os.getpid(), python=".".join(map(str, sys.version_info[:3])),
-                    out=str(out), epochs=int(cfg.epochs), mode=cfg.mode, model=cfg.model,
-                    resumed_from=(saved[1]["epoch"] + 1) if saved else 0)
-        writer = StepWriter(out, int(cfg.epochs), stream.emit)
-        result = _load_optimizer()(None, callback=writer, should_stop=stop, resume=out,
-                                   log=lambda msg: stream.emit("log", message=_one_line(msg)))
-        final = out / "meshes" / "final.ply"
-        stream.emit("done", status=getattr(result, "status", "done"), out=str(out), report="report.json",
-                    final_mesh="meshes/final.ply" if final.exists() else None, steps=writer.count,
-                    seconds=time.perf_counter() - writer.t0)
-        return 0
-    except MRDError as exc:
-        stream.emit("error", message=_one_line(exc) or "the backend reported an error", out=str(out))
-    except BaseException as exc:  # never let a library exception (or its object) cross the boundary
-        traceback.print_exc(file=sys.stderr)
-        stream.emit("error", message=f"internal error in the backend ({type(exc).__name__}: {_one_line(exc)})"
-                    "; the worker log has the details", out=str(out))
-    return 1
+        _hello(stream, out, cfg, resumed_from=(saved[1]["epoch"] + 1) if saved else 0)
+        return _optimize_streamed(stream, out, cfg, stop, None, resume=out)
+    except BaseException as exc:
+        return _failure(stream, exc, out)
 
 
 def _s(p):
