@@ -2,7 +2,7 @@
 
     from mrd_backend import RunConfig, SceneSpec, optimize, load_scene
 
-No submodule is named like a public function (the loop lives in `loop.py`), so `mrd_backend.optimize` is always
+No submodule is named like a public function (the loop lives in `optimization/loop.py`), so `mrd_backend.optimize` is always
 the function, whatever was imported before.
 """
 import importlib
@@ -16,10 +16,10 @@ __all__ = ["RunConfig", "SceneSpec", "Material", "Environment", "CameraRig", "op
 # Blender's Python) stays light: no mitsuba or torch until a name that needs them is asked for.
 _HOMES = {
     "RunConfig": "config",
-    "SceneSpec": "scene", "Material": "scene",
-    "Environment": "environment",
-    "CameraRig": "cameras",
-    "optimize": "loop", "RunResult": "loop", "StepResult": "loop",
+    "SceneSpec": "scene.spec", "Material": "scene.spec",
+    "Environment": "scene.environment",
+    "CameraRig": "scene.cameras",
+    "optimize": "optimization.loop", "RunResult": "optimization.loop", "StepResult": "optimization.loop",
     "load_scene": "scenes",
 }
 

@@ -55,7 +55,7 @@ def describe() -> dict:
     except Exception:
         info["torch_threads"] = None
     try:
-        from .variant import variant_name
+        from .render.variant import variant_name
         info["variant"] = variant_name()
     except Exception:
         info["variant"] = None

@@ -20,7 +20,7 @@ Protocol 1 (stdout, one JSON object a line, UTF-8; everything else the backend p
 
 Every path in an event is relative to `out` (the run folder), which is the one `hello` names: a config `out` that
 holds an earlier run gets a fresh `NAME-2` folder, one holding other files a `mrd-run-TIME` sub-folder (the rules of
-mrd_backend.run.choose_run_folder), and every file of the run, steps/ included, goes there. Each step's arrays are
+mrd_backend.outputs.folder.choose_run_folder), and every file of the run, steps/ included, goes there. Each step's arrays are
 written to one .npz file atomically (a temporary name, then a rename) before its event is printed, so a client never
 reads half a file:
 `vertices` (V, 3) float32 every step of a shape run; `faces` (F, 3) int32 only in the first step of each topology
@@ -46,9 +46,8 @@ import time
 import traceback
 from pathlib import Path
 
-PROTOCOL = 1
-STOP_FILE = "STOP"
-STEPS_DIR = "steps"
+from .protocol import PROTOCOL, STEPS_DIR, STOP_FILE, json_line
+from .protocol import plain as _plain
 # What a backend environment needs (module name -> pip name), checked by --check.
 REQUIRED = {"numpy": "numpy", "mitsuba": "mitsuba", "drjit": "drjit", "torch": "torch", "torchvision": "torchvision",
             "scipy": "scipy", "trimesh": "trimesh", "gpytoolbox": "gpytoolbox", "cholespy": "cholespy",
@@ -67,32 +66,10 @@ class Stream:
         self._lock = threading.Lock()
 
     def emit(self, event: str, **fields):
-        try:
-            line = json.dumps({"event": event, **fields}, default=_plain, allow_nan=False)
-        except ValueError:  # NaN/inf somewhere (strict JSON has neither): send null instead
-            line = json.dumps(_no_nan(json.loads(json.dumps({"event": event, **fields}, default=_plain))))
+        line = json_line(event, **fields)
         with self._lock:
             self._out.write(line + "\n")
             self._out.flush()
-
-
-def _plain(x):
-    """numpy scalars and arrays, paths: to JSON; anything else: its string (never an object)."""
-    if hasattr(x, "item") and getattr(x, "ndim", 1) == 0:
-        return x.item()
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    return str(x)
-
-
-def _no_nan(x):
-    if isinstance(x, float):
-        return x if x == x and abs(x) != float("inf") else None
-    if isinstance(x, dict):
-        return {k: _no_nan(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_no_nan(v) for v in x]
-    return x
 
 
 def _finite(x):
@@ -225,10 +202,10 @@ class StepWriter:
 
 
 def _load_optimizer():
-    """`mrd_backend.loop.optimize`, or the function MRD_WORKER_OPTIMIZER names as module:function (tests use a
+    """`mrd_backend.optimization.loop.optimize`, or the function MRD_WORKER_OPTIMIZER names as module:function (tests use a
     fast stand-in to exercise the protocol without rendering)."""
     import importlib
-    spec = os.environ.get("MRD_WORKER_OPTIMIZER", "mrd_backend.loop:optimize")
+    spec = os.environ.get("MRD_WORKER_OPTIMIZER", "mrd_backend.optimization.loop:optimize")
     module, _, func = spec.partition(":")
     return getattr(importlib.import_module(module), func)
 
@@ -238,8 +215,8 @@ def run(args, stream: Stream) -> int:
 
     from .config import RunConfig
     from .errors import MRDError
-    from .run import choose_run_folder
-    from .spec_io import load_spec
+    from .outputs.folder import choose_run_folder
+    from .scene.io import load_spec
 
     out = None
     try:
@@ -322,7 +299,7 @@ def _failure(stream: Stream, exc: BaseException, out) -> int:
 def resume(args, stream: Stream) -> int:
     """Continues the run in `args.resume` from its last checkpoint, streaming the same protocol (its `hello` says
     `resumed_from`, the first step to be computed)."""
-    from .checkpoint import load
+    from .optimization.checkpoint import load
     from .config import RunConfig
     from .errors import MRDError
     out = Path(args.resume).resolve()
@@ -359,7 +336,7 @@ def check() -> dict:
             info["missing"].append(f"{pip_name} ({type(exc).__name__}: {_one_line(exc)[:200]})")
     if info["modules"].get("mitsuba"):
         try:
-            from .variant import mitsuba
+            from .render.variant import mitsuba
             info["variant"] = mitsuba().variant()
         except Exception as exc:
             info["variant"] = None
@@ -386,7 +363,7 @@ def check() -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mrd_backend.worker", description=__doc__.split("\n\n")[0])
-    p.add_argument("--scene", help="the target SceneSpec (.npz written by mrd_backend.spec_io.save_spec)")
+    p.add_argument("--scene", help="the target SceneSpec (.npz written by mrd_backend.scene.io.save_spec)")
     p.add_argument("--config", help="RunConfig as JSON; its \"out\" is the run folder")
     p.add_argument("--start", help="start mesh .npz with vertices (V, 3) and faces (F, 3) (default: the config's)")
     p.add_argument("--out", help="run folder (overrides the config's \"out\")")

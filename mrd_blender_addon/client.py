@@ -18,8 +18,6 @@ import threading
 import time
 from pathlib import Path
 
-PROTOCOL = 1
-STOP_FILE = "STOP"
 EVENTS_FILE = "events.jsonl"   # the worker's protocol stream (its stdout), in the run folder
 FOLLOW_SECONDS = 0.01          # how often the reader looks for new lines
 ADDON_DIR = Path(__file__).resolve().parent
@@ -34,11 +32,29 @@ def backend_root() -> Path | None:
     return None
 
 
+def _protocol_module():
+    """The backend's protocol.py (stdlib only), loaded by its path: the one copy of the protocol's constants that
+    the worker and this client share. None when no backend is found (check_backend then says what to do)."""
+    import importlib.util
+    root = backend_root()
+    path = root / "mrd_backend" / "protocol.py" if root is not None else None
+    if path is None or not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("_mrd_worker_protocol", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_PROTOCOL = _protocol_module()
+PROTOCOL = _PROTOCOL.PROTOCOL if _PROTOCOL is not None else None
+STOP_FILE = _PROTOCOL.STOP_FILE if _PROTOCOL is not None else None
+
 _BACKEND = None
 
 
 def backend():
-    """The bpy-free `mrd_backend` package, for its small numpy-only modules (scene, spec_io, cameras, ...).
+    """The bpy-free `mrd_backend` package, for its small numpy-only modules (scene/: spec, io, cameras, ...).
     Importing it never imports mitsuba or torch."""
     global _BACKEND
     if _BACKEND is not None:
@@ -61,7 +77,8 @@ def backend():
             sys.modules["mrd_backend"] = module
             spec.loader.exec_module(module)
             _BACKEND = module
-    for sub in ("errors", "scene", "spec_io", "cameras", "environment", "meshes", "lights", "material"):
+    for sub in ("errors", "scene.spec", "scene.io", "scene.cameras", "scene.environment", "scene.meshes",
+                "scene.lights", "optimization.material"):
         importlib.import_module(f"{_BACKEND.__name__}.{sub}")
     return _BACKEND
 

@@ -13,7 +13,7 @@ the evaluated depsgraph (modifiers applied) and the object transform baked into 
 loop triangles; the active-render UV map, with a vertex split wherever its corners' UVs differ (seams), Blender's v
 kept (SceneSpec flips it for Mitsuba); images as linear float arrays with row 0 at the top; Principled roughness
 unsquared; the world's Environment Texture image with its Mapping Z rotation and Background strength, or its colour
-as a constant; the lamps (point, spot, sun, area) in Cycles' units (mrd_backend.lights). Everything that had to be approximated is said in `notes`.
+as a constant; the lamps (point, spot, sun, area) in Cycles' units (mrd_backend.scene.lights). Everything that had to be approximated is said in `notes`.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class ExportError(Exception):
 
 @dataclass
 class Export:
-    spec: object                     # mrd_backend.scene.SceneSpec
+    spec: object                     # mrd_backend.scene.spec.SceneSpec
     notes: list = field(default_factory=list)       # approximations (shown as info)
     warnings: list = field(default_factory=list)    # things the user probably wants to fix (shown as warnings)
     vertex_map: np.ndarray | None = None            # spec vertex -> Blender (evaluated) vertex index
@@ -158,7 +158,7 @@ def start_mesh(obj, depsgraph=None) -> tuple[np.ndarray, np.ndarray]:
     """A start shape for a shape run: welded (no UV split), world space, and checked to be a closed manifold,
     which Large Steps and remeshing need."""
     m = mesh_arrays(obj, depsgraph, split_uv_seams=False)
-    problems = backend().meshes.manifold_problems(m["vertices"], m["faces"])
+    problems = backend().scene.meshes.manifold_problems(m["vertices"], m["faces"])
     if m["loose_vertices"]:
         problems = ", ".join(p for p in (problems, f"{m['loose_vertices']} loose vertices") if p)
     if problems:
@@ -272,7 +272,7 @@ def _socket_value(node, names, where, notes, fallback, kind, image_ok=True):
 def material_spec(obj, notes: list | None = None):
     """The object's first material as an mrd Material: Principled BSDF values and image textures (base color,
     roughness, metallic; IOR/specular level as `specular`), a Diffuse BSDF's colour, else the viewport colour."""
-    Material = backend().scene.Material
+    Material = backend().scene.spec.Material
     notes = [] if notes is None else notes
     slots = [s.material for s in obj.material_slots if s.material is not None] if obj else []
     if not slots:
@@ -347,7 +347,7 @@ def material_spec(obj, notes: list | None = None):
 def environment_spec(world, notes: list | None = None):
     """The world as an mrd Environment: an Environment Texture image (with its Mapping Z rotation and the
     Background strength), or the background colour times strength as a constant."""
-    Environment = backend().environment.Environment
+    Environment = backend().scene.environment.Environment
     notes = [] if notes is None else notes
     if world is None:
         notes.append("the scene has no world, so nothing lights the object (Cycles renders it black): add a world")
@@ -441,7 +441,7 @@ DIM_WORLD = 0.2   # a constant world below this (colour x strength) and no lamp:
 
 def lights_spec(depsgraph, notes: list | None = None) -> list:
     """Every lamp that renders (visible, power above 0) as mrd Lights, converted as Cycles lights them."""
-    lights_mod = backend().lights
+    lights_mod = backend().scene.lights
     notes = [] if notes is None else notes
     out = []
     for inst in depsgraph.object_instances:
@@ -501,7 +501,7 @@ def light_warning(env, lights) -> str | None:
 def camera_rig(camera_obj=None, scene=None, views: int = 8, width: int = 128, height: int = 128,
                fov: float = 45.0, notes: list | None = None):
     """A CameraRig: `views` lattice views around the object (up +Z), or exactly the Blender camera given."""
-    cams = backend().cameras
+    cams = backend().scene.cameras
     if camera_obj is None:
         return cams.CameraRig(n_views=views, fov=fov, width=width, height=height)
     if camera_obj.type != "CAMERA":
@@ -537,7 +537,7 @@ def export_target(obj, context=None, *, depsgraph=None, world=None, camera=None,
     if m["loose_vertices"]:
         warnings.append(f"{obj.name!r} has {m['loose_vertices']} loose vertices (not in any face): left out")
     # Welded topology (UV seams are not holes); loose vertices were already reported.
-    problems = b.meshes.manifold_problems(np.zeros((m["blender_vertices"], 3)), m["welded_faces"])
+    problems = b.scene.meshes.manifold_problems(np.zeros((m["blender_vertices"], 3)), m["welded_faces"])
     problems = ", ".join(p for p in problems.split(", ") if p and "loose" not in p)
     if problems:
         warnings.append(f"{obj.name!r} is not a closed manifold ({problems}): fine, a target is only rendered "
@@ -557,7 +557,7 @@ def export_target(obj, context=None, *, depsgraph=None, world=None, camera=None,
     if dark:
         warnings.append(dark)
     rig = camera_rig(camera, scene, views, width, height, fov, notes)
-    spec = b.scene.SceneSpec(m["vertices"], m["faces"], m["uvs"], m["normals"], material, env, rig,
+    spec = b.scene.spec.SceneSpec(m["vertices"], m["faces"], m["uvs"], m["normals"], material, env, rig,
                              name=name or obj.name, lights=lights)
     return Export(spec, list(dict.fromkeys(notes)), warnings, m["vertex_map"])
 

@@ -131,7 +131,7 @@ class Job:
         inputs = run_dir / "input"
         try:
             inputs.mkdir(parents=True, exist_ok=True)
-            client.backend().spec_io.save_spec(ex.spec, inputs / "scene.npz")
+            client.backend().scene.io.save_spec(ex.spec, inputs / "scene.npz")
             (inputs / "config.json").write_text(json.dumps(cfg, indent=1))
             (inputs / "notes.txt").write_text("\n".join(ex.warnings + ex.notes) + "\n")
             if start is not None:

@@ -34,7 +34,7 @@ MODEL_ITEMS = _model_items()
 
 # Material runs: what can be optimized and how it starts, from the backend's bpy-free material module (short
 # labels: the panel shows them as toggles two to a row).
-_material = backend().material
+_material = backend().optimization.material
 SHORT = {"base_color": "Base color", "spec_tint": "Spec. tint", "anisotropic": "Anisotropy",
          "clearcoat_gloss": "Coat gloss", "spec_trans": "Transmit", "eta": "IOR (eta)", "clearcoat": "Clearcoat"}
 PARAM_ITEMS = [(n, SHORT.get(n, n.replace("_", " ").capitalize()), f"Optimize {n} (Mitsuba principled BSDF)", 1 << i)

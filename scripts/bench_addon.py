@@ -185,8 +185,8 @@ def bench_overhead(sizes, tmp: Path, real_epochs: int):
 
     def direct(tag):
         c = dict(cfg, out=str(tmp / tag))
-        code = ("import json, sys, time; from mrd_backend.loop import optimize; from mrd_backend.config import "
-                "RunConfig; from mrd_backend.spec_io import load_spec; cfg = RunConfig.from_dict(json.loads(sys.argv[1]));"
+        code = ("import json, sys, time; from mrd_backend.optimization.loop import optimize; from mrd_backend.config import "
+                "RunConfig; from mrd_backend.scene.io import load_spec; cfg = RunConfig.from_dict(json.loads(sys.argv[1]));"
                 "t = time.perf_counter(); r = optimize(cfg, target=load_spec(sys.argv[2]), log=lambda m: None);"
                 "print('TOTAL', time.perf_counter() - t, json.dumps([s['seconds'] for s in r.report['steps']]))")
         t0 = time.perf_counter()

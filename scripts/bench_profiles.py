@@ -56,7 +56,7 @@ def candidate(name: str):
 
 def child(spec: dict) -> dict:
     """One run in this process; returns its figures."""
-    from mrd_backend.bench import bench_run, proc_status_mb
+    from mrd_backend.cli.bench import bench_run, proc_status_mb
     from mrd_backend.config import INTEGRATOR_PROFILES, RunConfig
     integ, attrs = candidate(spec["candidate"])
     name, _, schedule = spec["candidate"].partition("@")

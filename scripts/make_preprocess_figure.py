@@ -18,8 +18,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from mrd_backend.objectives import build_objective  # noqa: E402
-from mrd_backend.tonemap import to_ldr  # noqa: E402
-from mrd_backend.variant import mitsuba  # noqa: E402
+from mrd_backend.render.tonemap import to_ldr  # noqa: E402
+from mrd_backend.render.variant import mitsuba  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 256

@@ -1,5 +1,5 @@
 """Helpers for the add-on tests: run bpy code in a fresh process (bpy's state is global), a fast stand-in for
-`mrd_backend.loop.optimize` (the worker loads it through MRD_WORKER_OPTIMIZER) and tiny test images."""
+`mrd_backend.optimization.loop.optimize` (the worker loads it through MRD_WORKER_OPTIMIZER) and tiny test images."""
 from __future__ import annotations
 
 import json

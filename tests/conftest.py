@@ -23,7 +23,7 @@ def real_weights(monkeypatch):
 
 @pytest.fixture(scope="session")
 def mi():
-    from mrd_backend.variant import mitsuba
+    from mrd_backend.render.variant import mitsuba
     return mitsuba()
 
 

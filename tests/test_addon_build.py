@@ -22,8 +22,8 @@ def test_legacy_zip_layout(dist):
     names = zipfile.ZipFile(legacy).namelist()
     assert all(n.startswith("mrd_blender_addon/") for n in names)
     for need in ("__init__.py", "export.py", "apply.py", "client.py", "operators.py", "panel.py", "properties.py",
-                 "preferences.py", "mrd_backend/worker.py", "mrd_backend/scene.py", "mrd_backend/spec_io.py",
-                 "mrd_backend/loop.py", "requirements.txt"):
+                 "preferences.py", "mrd_backend/worker.py", "mrd_backend/scene/spec.py", "mrd_backend/scene/io.py",
+                 "mrd_backend/optimization/loop.py", "requirements.txt"):
         assert f"mrd_blender_addon/{need}" in names, need
     assert "mrd_blender_addon/blender_manifest.toml" not in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
@@ -63,9 +63,9 @@ def test_the_worker_runs_from_the_archive(dist, tmp_path):
     where = subprocess.run([sys.executable, "-c", "import mrd_backend; print(mrd_backend.__file__)"],
                            capture_output=True, text=True, env=e, cwd=str(tmp_path)).stdout.strip()
     assert where.startswith(str(root))
-    from mrd_backend.cameras import CameraRig
-    from mrd_backend.scene import SceneSpec
-    from mrd_backend.spec_io import save_spec
+    from mrd_backend.scene.cameras import CameraRig
+    from mrd_backend.scene.spec import SceneSpec
+    from mrd_backend.scene.io import save_spec
     import numpy as np
     save_spec(SceneSpec(np.eye(3, dtype=np.float32), np.array([[0, 1, 2]]), cameras=CameraRig(2, width=8, height=8)),
               tmp_path / "scene.npz")

@@ -106,8 +106,8 @@ CYCLES_THRESHOLD = 0.09
 def test_cycles_and_mitsuba_render_the_exported_scene_alike(tmp_path):
     r = run_bpy(SCENE + f"""
 from addon_helpers import write_hdr
-from mrd_backend.environment import studio
-from mrd_backend.spec_io import save_spec
+from mrd_backend.scene.environment import studio
+from mrd_backend.scene.io import save_spec
 from mrd_blender_addon import export
 tmp = {str(tmp_path)!r}
 ob, _ = build_scene(tmp, texture=True, hdr=True, rotation_z=30.0, strength=1.5)
@@ -137,7 +137,7 @@ ex = export.export_target(ob, bpy.context, camera=cam, width=W, height=H)
 save_spec(ex.spec, os.path.join(tmp, "spec.npz"))
 result(notes=ex.notes)
 """, timeout=600)
-    from mrd_backend.spec_io import load_spec
+    from mrd_backend.scene.io import load_spec
     cycles = np.load(tmp_path / "cycles.npy")
     spec = load_spec(tmp_path / "spec.npz")
     ours = _rel_err(spec.render(spp=64)[0], cycles)

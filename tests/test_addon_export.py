@@ -12,7 +12,7 @@ def test_export_monkey_with_material_and_hdri_world(tmp_path):
 import math, sys
 ob, expected = build_scene({str(tmp_path)!r}, rotation_z=30.0, strength=1.5)
 from mrd_blender_addon import export
-from mrd_backend.spec_io import save_spec, load_spec
+from mrd_backend.scene.io import save_spec, load_spec
 ex = export.export_target(ob, bpy.context, views=3, width=24, height=16)
 spec = ex.spec
 # Blender's own data: evaluated mesh (subsurf applied), world matrix, per-corner UVs

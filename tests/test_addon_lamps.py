@@ -33,7 +33,7 @@ def object_error(cycles_rgba, ours):
 @pytest.mark.slow
 @needs_bpy
 def test_each_lamp_lights_the_object_as_in_cycles(tmp_path):
-    from mrd_backend.spec_io import load_spec
+    from mrd_backend.scene.io import load_spec
     p = subprocess.run([sys.executable, str(ROOT / "tests" / "blender" / "lamp_cycles.py"), str(tmp_path),
                         ",".join(LAMPS + ("factory",)), "64", "64"], capture_output=True, text=True, timeout=900,
                        env=env(), cwd=str(ROOT))

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from addon_helpers import FAKE, ROOT, env
-from mrd_backend.cameras import CameraRig
-from mrd_backend.scene import SceneSpec
-from mrd_backend.spec_io import save_spec
+from mrd_backend.scene.cameras import CameraRig
+from mrd_backend.scene.spec import SceneSpec
+from mrd_backend.scene.io import save_spec
 from mrd_blender_addon import client
 
 

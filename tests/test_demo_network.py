@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mrd_backend import weights as W
+from mrd_backend.objectives import weights as W
 from mrd_backend.cli import DEMO, main
 
 

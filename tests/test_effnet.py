@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrd_backend import weights as W
+from mrd_backend.objectives import weights as W
 from mrd_backend.errors import MRDError
 from mrd_backend.objectives import build_objective
 
@@ -64,7 +64,7 @@ def test_the_checkpoint_is_loaded_by_position_with_every_shape_checked(tmp_path)
 
 
 def test_effnet_classify_reports_top5_and_lowers_the_class_loss():
-    from mrd_backend.variant import mitsuba
+    from mrd_backend.render.variant import mitsuba
     mi = mitsuba()
     import drjit as dr
     obj = build_objective("effnet", weights="untrained", classify=967, input_size=64, log=lambda m: None)

@@ -106,7 +106,7 @@ def test_control_rotation_moves_vertices_about_up():
 def test_control_and_heldout_renders(tmp_path):
     """The control renders differ from the targets with the same cameras; the held-out rig is another rig."""
     from mrd_backend.scenes import load_scene
-    from mrd_backend.tonemap import to_ldr
+    from mrd_backend.render.tonemap import to_ldr
     spec = load_scene("blob", "studio", views=3, size=16)
     spec = dataclasses.replace(spec, integrator={"type": "direct"})
     ctrl = H.control_spec(spec)

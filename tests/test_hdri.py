@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mrd_backend.environment import BUNDLED_HDRIS, HDRI_DIR, named_environment
+from mrd_backend.scene.environment import BUNDLED_HDRIS, HDRI_DIR, named_environment
 from mrd_backend.scenes import environment_names, load_scene
 
 
@@ -25,7 +25,7 @@ def test_mrd_scenes_lists_them(capsys):
 
 
 def test_each_hdri_loads_and_lights_a_scene_differently(mi):
-    from mrd_backend.tonemap import to_ldr
+    from mrd_backend.render.tonemap import to_ldr
     means = {}
     for n in ("forest", "courtyard", "sunset", "city"):
         assert np.asarray(mi.Bitmap(str(HDRI_DIR / f"{n}.exr"))).shape == (512, 1024, 3)

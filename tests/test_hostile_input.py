@@ -11,7 +11,7 @@ import pytest
 from mrd_backend import cli
 from mrd_backend.config import RunConfig
 from mrd_backend.errors import MRDError
-from mrd_backend.run import RunFolder, choose_run_folder, default_out, strict_json
+from mrd_backend.outputs.folder import RunFolder, choose_run_folder, default_out, strict_json
 
 BASE = ["optimize", "blob", "studio", "mae", "-e", "1", "-n", "1", "-d", "16", "--spp", "1", "--no-evidence"]
 
@@ -78,7 +78,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, tmp_path, monkeyp
 
 def test_out_that_cannot_be_written_is_one_line(tmp_path, monkeypatch, capsys):
     # The tests run as root, for whom nothing is read-only: the permission check is what is tested.
-    monkeypatch.setattr("mrd_backend.run.os.access", lambda *a: False)
+    monkeypatch.setattr("mrd_backend.outputs.folder.os.access", lambda *a: False)
     monkeypatch.chdir(tmp_path)
     assert cli.main(BASE + ["--out", str(tmp_path / "ro" / "run")]) == 2
     err = capsys.readouterr().err
@@ -195,8 +195,8 @@ def _worker(tmp_path, monkeypatch, config, stdin=b"", **extra_env):
     import subprocess
 
     from addon_helpers import FAKE, ROOT, env
-    from mrd_backend.scene import SceneSpec
-    from mrd_backend.spec_io import save_spec
+    from mrd_backend.scene.spec import SceneSpec
+    from mrd_backend.scene.io import save_spec
     v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
     f = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]], np.int32)
     save_spec(SceneSpec(v, f, name="tet"), tmp_path / "scene.npz")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mrd_backend.errors import MRDError
-from mrd_backend.lights import Light, from_blender, spot_beam_width
+from mrd_backend.scene.lights import Light, from_blender, spot_beam_width
 
 
 def _at(x, y, z):
@@ -44,9 +44,9 @@ def test_area_radiance_is_power_over_pi_area_and_scale_counts():
 
 
 def _plane_spec(lights):
-    from mrd_backend.cameras import CameraRig, look_at
-    from mrd_backend.environment import Environment
-    from mrd_backend.scene import Material, SceneSpec
+    from mrd_backend.scene.cameras import CameraRig, look_at
+    from mrd_backend.scene.environment import Environment
+    from mrd_backend.scene.spec import Material, SceneSpec
     v = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], np.float32)
     f = np.array([[0, 1, 2], [0, 2, 3]], np.int32)
     cam = look_at((0, -2.5, 2.5), (0, 0, 0))   # obliquely: the lamps above the centre stay out of sight
@@ -58,7 +58,7 @@ def _plane_spec(lights):
 @pytest.mark.parametrize("kind", ["point", "sun", "area"])
 def test_lamps_light_a_diffuse_plane_as_the_units_say(kind, tmp_path, mi):
     """Radiance of a diffuse plane (albedo 0.5) at its centre: albedo / pi x irradiance, from Mitsuba."""
-    from mrd_backend.spec_io import load_spec, save_spec
+    from mrd_backend.scene.io import load_spec, save_spec
     d = 2.0
     if kind == "point":
         light = from_blender("POINT", 400.0, (1, 1, 1), _at(0, 0, d))
@@ -79,5 +79,5 @@ def test_lamps_light_a_diffuse_plane_as_the_units_say(kind, tmp_path, mi):
 
 
 def test_area_lamps_stay_out_of_object_masks():
-    from mrd_backend.lights import Light
+    from mrd_backend.scene.lights import Light
     assert Light("area").is_visible_shape() and not Light("point").is_visible_shape()

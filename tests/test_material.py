@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from mrd_backend import material_scenes
-from mrd_backend.cameras import look_at
+from mrd_backend.scenes import materials as material_scenes
+from mrd_backend.scene.cameras import look_at
 from mrd_backend.config import RunConfig
 from mrd_backend.errors import MRDError
-from mrd_backend.material import MaterialParameters, from_srgb, read_texture, to_srgb, valid_range
-from mrd_backend.loop import optimize
-from mrd_backend.scene import Material
+from mrd_backend.optimization.material import MaterialParameters, from_srgb, read_texture, to_srgb, valid_range
+from mrd_backend.optimization.loop import optimize
+from mrd_backend.scene.spec import Material
 
 # End-of-run extras (held-out controls, cross-model panel, turntables) are not what these tests are about.
 FAST = {k: v for k, v in dict(evidence=False, turntable_frames=0, panel_every=-1).items()

@@ -7,7 +7,7 @@ import pytest
 
 from mrd_backend import cli
 from mrd_backend.errors import MRDError
-from mrd_backend.meshes import load_mesh, read_mesh_file
+from mrd_backend.scene.meshes import load_mesh, read_mesh_file
 from mrd_backend.scenes import load_scene
 
 RED, GREEN = (200, 30, 30), (30, 200, 30)
@@ -71,14 +71,14 @@ def test_ply_is_z_up_as_blender_imports_it(box_files):
 
 def test_textured_target_renders_its_texture_and_the_shape_its_mean(box_files):
     spec = load_scene(str(box_files / "box.obj"), "constant", views=1, size=24)
-    spec.cameras.matrices = [__import__("mrd_backend.cameras", fromlist=["look_at"]).look_at((6, 0, 0), (0, 0, 0))]
+    spec.cameras.matrices = [__import__("mrd_backend.scene.cameras", fromlist=["look_at"]).look_at((6, 0, 0), (0, 0, 0))]
     img = spec.render(spp=4)[0]
     reddish = (img[..., 0] > 2 * img[..., 1]) & (img[..., 0] > 0.1)
     greenish = (img[..., 1] > 2 * img[..., 0]) & (img[..., 1] > 0.1)
     assert reddish[:10].sum() > 5 and greenish[14:].sum() > 5  # red on top, green below, as in the file
     # The optimized shape (new vertices, no UVs) gets the texture's mean colour, not one texel.
     scene = spec.load(vertices=spec.vertices * 1.01, faces=spec.faces)
-    grey = np.asarray(__import__("mrd_backend.variant", fromlist=["mitsuba"]).mitsuba().render(
+    grey = np.asarray(__import__("mrd_backend.render.variant", fromlist=["mitsuba"]).mitsuba().render(
         scene, sensor=spec.sensors(spp=4)[0], spp=4))
     hit = grey.sum(-1) > 0.1
     assert hit.sum() > 20 and np.abs(grey[hit][:, 0] - grey[hit][:, 1]).mean() < 0.1

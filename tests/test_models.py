@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrd_backend import weights as W
+from mrd_backend.objectives import weights as W
 from mrd_backend.errors import MRDError
 from mrd_backend.objectives import REGISTRY, build_objective
 
@@ -28,7 +28,7 @@ def one_torch_thread():
 
 @pytest.fixture(scope="module")
 def mi():
-    from mrd_backend.variant import mitsuba
+    from mrd_backend.render.variant import mitsuba
     return mitsuba()
 
 
@@ -626,8 +626,8 @@ def test_pretrained_lpips_equals_the_lpips_package(mi, real_weights):
 # -- mrd weights list / fetch, mrd bench models ----------------------------------------------------------------------
 def _parse(argv):
     import argparse
-    from mrd_backend.bench_models import add_bench_models_parser
-    from mrd_backend.weights_cli import add_weights_parser
+    from mrd_backend.cli.bench_models import add_bench_models_parser
+    from mrd_backend.cli.weights import add_weights_parser
     ap = argparse.ArgumentParser(prog="mrd")
     sub = ap.add_subparsers(dest="command")
     add_weights_parser(sub)
@@ -670,7 +670,7 @@ def test_weights_fetch_copies_from_caches(isolated, tmp_path):
 
 
 def test_bench_models_measures_one_step(monkeypatch):
-    from mrd_backend.bench_models import bench_one, format_table
+    from mrd_backend.cli.bench_models import bench_one, format_table
     r = bench_one("vggloss", repeats=2, size=32)
     assert r["size"] == 32 and r["step_median_s"] > 0 and r["forward_per_step"] == 1.0
     assert r["backward_per_step"] == 1.0 and r["target_forwards"] == 1 and r["peak_rss_mb"] > 0

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from mrd_backend import offline_weights as O
-from mrd_backend import weights as W
+from mrd_backend.objectives import offline_weights as O
+from mrd_backend.objectives import weights as W
 from mrd_backend.errors import MRDError
 
 
@@ -71,7 +71,7 @@ def _fake_archive(path):
 
 
 def _args(argv):
-    from mrd_backend.weights_cli import add_weights_parser
+    from mrd_backend.cli.weights import add_weights_parser
     ap = argparse.ArgumentParser()
     add_weights_parser(ap.add_subparsers(dest="command"))
     return ap.parse_args(argv)

@@ -7,7 +7,7 @@ import pytest
 from conftest import tiny_config
 from mrd_backend.cli import main
 from mrd_backend.errors import MRDError
-from mrd_backend.loop import optimize
+from mrd_backend.optimization.loop import optimize
 
 
 @pytest.mark.slow
@@ -61,7 +61,7 @@ def test_dual_buffer_runs_and_reports(tmp_path):
 
 def test_nan_is_reported_and_results_kept(tmp_path, monkeypatch):
     # A non-finite --lr is refused before set-up now, so the divergence is injected: the loss turns NaN at epoch 2.
-    from mrd_backend.loop import Run
+    from mrd_backend.optimization.loop import Run
     epoch = Run.epoch
     monkeypatch.setattr(Run, "epoch", lambda self, e: (float("nan"), *epoch(self, e)[1:]) if e >= 2 else epoch(self, e))
     cfg = tiny_config(epochs=5, out=str(tmp_path / "run"))

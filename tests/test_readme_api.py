@@ -27,7 +27,7 @@ def test_the_readme_api_example_runs_verbatim(tmp_path):
 
 
 def test_public_names_are_the_functions_whatever_was_imported_first():
-    code = ("import mrd_backend.loop, mrd_backend.config\n"
+    code = ("import mrd_backend.optimization.loop, mrd_backend.config\n"
             "from mrd_backend import optimize, RunConfig, load_scene, SceneSpec\n"
             "assert callable(optimize) and optimize.__name__ == 'optimize', optimize\n"
             "import mrd_backend; assert mrd_backend.optimize is optimize\n"

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from mrd_backend.errors import MRDError
-from mrd_backend.meshes import icosphere
-from mrd_backend.regularizers import NAMES, REGULARIZERS, Regularizers, unique_edges
-from mrd_backend.variant import mitsuba
+from mrd_backend.scene.meshes import icosphere
+from mrd_backend.optimization.regularizers import NAMES, REGULARIZERS, Regularizers, unique_edges
+from mrd_backend.render.variant import mitsuba
 
 mi = mitsuba()
 import drjit as dr  # noqa: E402  (after mitsuba(), which sets the libLLVM path)

@@ -43,7 +43,7 @@ def test_research_seeds():
 def test_research_envmap_orientation_puts_the_image_centre_where_the_research_had_it():
     """Mitsuba's native envmap (research: no to_world) faces the image centre along its +Z and has +Y up; the research
     frame maps to Blender's as (x, y, z) -> (x, -z, y): centre towards -Y, up +Z."""
-    from mrd_backend.environment import Environment
+    from mrd_backend.scene.environment import Environment
     m = Environment("file", path="x.exr", rotation_z=-90.0).mitsuba_to_world()[:3, :3]
     np.testing.assert_allclose(m @ [0, 0, 1], [0, -1, 0], atol=1e-12)     # image centre
     np.testing.assert_allclose(m @ [0, 1, 0], [0, 0, 1], atol=1e-12)      # top
@@ -58,7 +58,7 @@ def test_bad_values_are_one_line_errors():
 
 
 def test_the_profile_reaches_cameras_environment_start_and_seeds(tmp_path, monkeypatch):
-    from mrd_backend.loop import Run
+    from mrd_backend.optimization.loop import Run
     cfg = RunConfig(scene="blob", envmap="forest", model="mae", views=3, width=32, height=32, spp=2, epochs=1,
                     remesh=[], start_subdivisions=2, patience=0, evidence=False, turntable_frames=0, panel_every=-1,
                     profile="research", out=str(tmp_path / "run"))

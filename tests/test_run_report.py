@@ -7,7 +7,7 @@ import pytest
 
 from conftest import tiny_config
 from mrd_backend.evidence import validate_report
-from mrd_backend.loop import optimize
+from mrd_backend.optimization.loop import optimize
 from test_evidence_report import _chromium
 
 

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from mrd_backend.cameras import CameraRig, fibonacci_directions, look_at
-from mrd_backend.environment import Environment, named_environment
+from mrd_backend.scene.cameras import CameraRig, fibonacci_directions, look_at
+from mrd_backend.scene.environment import Environment, named_environment
 from mrd_backend.errors import MRDError
-from mrd_backend.meshes import check_mesh, icosphere, manifold_problems, remesh
-from mrd_backend.scene import Material, SceneSpec
+from mrd_backend.scene.meshes import check_mesh, icosphere, manifold_problems, remesh
+from mrd_backend.scene.spec import Material, SceneSpec
 from mrd_backend.scenes import load_scene, load_target_mesh, target_mesh_names
 
 

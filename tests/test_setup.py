@@ -29,7 +29,7 @@ def test_drjit_runs_on_this_machines_backend():
     """libLLVM 15 (Debian 12's) crashes Dr.Jit 1.5 on min/max kernels: setup.sh installs libllvm19."""
     import drjit as dr
 
-    from mrd_backend.variant import mitsuba
+    from mrd_backend.render.variant import mitsuba
     mi = mitsuba()
     x = mi.Float([1.0, 2.0, 3.0])
     assert bool(dr.all(dr.minimum(x, 2.0) == mi.Float([1.0, 2.0, 2.0])))

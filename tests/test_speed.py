@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from mrd_backend.bench import PARTS
+from mrd_backend.cli.bench import PARTS
 from mrd_backend.cli import main
 from mrd_backend.config import INTEGRATOR_PROFILES, gradient_spp, integrator_settings
-from mrd_backend.loop import Run, optimize
-from mrd_backend.guiding import steady_guiding
-from mrd_backend.profile import Profile
+from mrd_backend.optimization.loop import Run, optimize
+from mrd_backend.render.guiding import steady_guiding
+from mrd_backend.optimization.timing import Profile
 
 
 @pytest.mark.slow
@@ -81,7 +81,7 @@ def test_research_profile_lowers_the_loss_without_recompiling(tmp_path):
     """The research profile (octree guiding rebuilt in every backward pass) lowers the loss, and after warm-up no
     step compiles a kernel (the guiding set-up's scatter-reductions no longer bake in the octree's size, and the
     sized octree's buffers keep their capacity once it fits)."""
-    from mrd_backend.bench import bench_run, split_steps
+    from mrd_backend.cli.bench import bench_run, split_steps
     cfg = tiny_config(views=1, width=32, height=32, spp=4, epochs=7, remesh=[], start_subdivisions=5,
                       integrator="research", evidence=False, out=str(tmp_path / "run"))  # 5: the octree gets built
     run, result, prof, marks = bench_run(cfg, sync=False, kernels=True, log=lambda *a: None)
@@ -152,7 +152,7 @@ def test_profile_nests_settles_and_counts_kernels(mi):
 
 def test_steady_guiding_scopes_its_settings_to_the_set_up():
     import drjit as dr
-    from mrd_backend.variant import mitsuba
+    from mrd_backend.render.variant import mitsuba
     mi = mitsuba()
     shipped = mi.ad.OcSpaceDistr
     seen = []
@@ -169,8 +169,8 @@ def test_steady_guiding_scopes_its_settings_to_the_set_up():
 def test_sized_octree_builds_the_same_octree_as_mitsuba():
     """The sized builder gives Mitsuba's leaves exactly, also when it must grow its capacity mid-build, and fails
     with Mitsuba's own error only when the octree outgrows the integrator's limit."""
-    from mrd_backend.guiding import sized_octree_class
-    from mrd_backend.variant import mitsuba
+    from mrd_backend.render.guiding import sized_octree_class
+    from mrd_backend.render.variant import mitsuba
     mi = mitsuba()
     rng = np.random.default_rng(0)
     xyz = np.concatenate([rng.random((3000, 3)), 0.5 + 0.01 * rng.random((3000, 3))]).astype(np.float32)
@@ -199,7 +199,7 @@ def test_sized_octree_builds_the_same_octree_as_mitsuba():
 
 
 def test_memory_benchmark_reports_flat_memory(tmp_path):
-    from mrd_backend.bench import format_memory, memory_run
+    from mrd_backend.cli.bench import format_memory, memory_run
     m = memory_run(steps=30, early=10, out=str(tmp_path / "m"))
     assert m["steps"] == 30 and m["status"] == "done"
     assert m["peak_early_mb"] > 0 and m["growth_peak"] < 0.05

@@ -15,7 +15,7 @@ from conftest import tiny_config  # noqa: E402
 
 
 def _run(tmp_path, **kw):
-    from mrd_backend.loop import optimize
+    from mrd_backend.optimization.loop import optimize
     cfg = tiny_config(evidence=True, panel_models=[], epochs=1, width=40, height=40, heldout_views=6,
                       out=str(tmp_path / "run"), **kw)
     r = optimize(cfg, log=lambda *a, **k: None)
@@ -44,7 +44,7 @@ def test_hidden_physical_difference_is_a_metamer(tmp_path):
     """The knot plus a thinner closed tube along its core: no camera sees the inner tube, the renders are the
     target's, and the shape is physically different (a third of its surface lies 0.14 units inside the target's)."""
     from mrd_backend import scenes
-    from mrd_backend.loop import optimize
+    from mrd_backend.optimization.loop import optimize
     tv, tf = scenes.knot()
     s = np.linspace(0, 2 * np.pi, 240, endpoint=False)  # the knot's own core curve (scenes.knot)
     core = np.stack([np.sin(s) + 2 * np.sin(2 * s), np.cos(s) - 2 * np.cos(2 * s), -np.sin(3 * s)], 1) / 3.0
@@ -193,7 +193,7 @@ def test_replicate_starts_differ():
 
 
 def test_cancelled_run_skips_the_slow_evidence_and_says_so(tmp_path):
-    from mrd_backend.loop import optimize
+    from mrd_backend.optimization.loop import optimize
     cfg = tiny_config(evidence=True, panel_models=[], epochs=3, width=32, height=32, out=str(tmp_path / "run"))
     r = optimize(cfg, should_stop=lambda: True, log=lambda *a, **k: None)
     assert r.status == "cancelled"

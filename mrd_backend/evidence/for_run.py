@@ -26,7 +26,7 @@ QUICK_SKIPS = ["the held-out equivalence test", "the rotated control", "the cros
 def _render(run, scene, sensors, stream: int, first: int, params=None) -> list:
     import drjit as dr
 
-    from ..tonemap import to_ldr
+    from ..render.tonemap import to_ldr
     with dr.suspend_grad():
         return [np.asarray(to_ldr(run.mi.render(scene, params, sensor=s, spp=run.cfg.spp,
                                                 seed=seeds.render_seed(stream, first + i, run.cfg.seed))))

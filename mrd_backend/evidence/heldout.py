@@ -50,7 +50,7 @@ def rotate_about_up(vertices: np.ndarray, degrees: float = CONTROL_DEGREES, cent
 def control_spec(spec, degrees: float = CONTROL_DEGREES):
     """A copy of a SceneSpec whose object is rotated about +Z through its centre and whose cameras are pinned to
     the original's matrices (the rotated mesh's bounds must not move the cameras)."""
-    from ..cameras import CameraRig
+    from ..scene.cameras import CameraRig
     out = copy.copy(spec)
     rig = spec.cameras
     out.cameras = CameraRig(rig.n_views, rig.fov, rig.width, rig.height, rig.distance, rig.center,
@@ -68,7 +68,7 @@ def heldout_rig(spec, views: int | None = None):
     the optimization views (same count; None for a rig of fixed matrices, as before); with `views` given, a
     lattice of max(views, optimization views) views (for fixed matrices: at their mean distance from the object's
     centre), offset so that no camera coincides with an optimization camera."""
-    from ..cameras import CameraRig
+    from ..scene.cameras import CameraRig
     rig = spec.cameras
     if views is None:
         if rig.matrices:

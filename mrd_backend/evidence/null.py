@@ -160,7 +160,7 @@ def primitive(name: str) -> tuple[np.ndarray, np.ndarray]:
 def default_others(scene: str, extra_meshes: list | None = None, primitives=PRIMITIVES) -> list:
     """(name, vertices, faces) of the objects a null compares with: the bundled target meshes other than the
     scene's own, the user's meshes (paths) and the primitives."""
-    from ..meshes import load_mesh
+    from ..scene.meshes import load_mesh
     out = []
     try:
         from ..scenes import load_target_mesh, target_mesh_names
@@ -177,21 +177,21 @@ def default_others(scene: str, extra_meshes: list | None = None, primitives=PRIM
 
 
 def _fit_to(vertices, center, radius, rotation, scale) -> np.ndarray:
-    from ..meshes import bounding_sphere
+    from ..scene.meshes import bounding_sphere
     c, r = bounding_sphere(vertices)
     v = (np.asarray(vertices, np.float64) - c) / max(r, 1e-12)
     return (v @ rotation.T * radius * scale + center).astype(np.float32)
 
 
 def _pinned(spec):
-    from ..cameras import CameraRig
+    from ..scene.cameras import CameraRig
     rig = spec.cameras
     return CameraRig(rig.n_views, rig.fov, rig.width, rig.height, rig.distance, rig.center,
                      [np.asarray(m) for m in spec.camera_matrices()], rig.offset)
 
 
 def _view_similarities(objective, target_feats, images) -> list[float]:
-    from ..variant import mitsuba
+    from ..render.variant import mitsuba
     mi = mitsuba()
     out = []
     for tf, im in zip(target_feats, images):
@@ -209,8 +209,8 @@ def build_null(spec, objective, others: list, per_mesh: int = 4, seed: int = 0, 
     material, lighting and cameras; returns their similarities to the target under `objective`."""
     from scipy.spatial.transform import Rotation
 
-    from ..tonemap import to_ldr
-    from ..variant import mitsuba
+    from ..render.tonemap import to_ldr
+    from ..render.variant import mitsuba
     mi = mitsuba()
     if not others:
         raise MRDError("no other objects to build a null distribution from: add meshes with --mesh")
@@ -274,7 +274,7 @@ def plot_null(dist: NullDistribution, path: str | Path, mark: float | None = Non
            title=f"null distribution: {dist.scene} / {dist.envmap}")
     ax.title.set_fontsize(10)
     ax.legend(fontsize=7, loc="upper left")
-    from ..plots import save_figure
+    from ..outputs.figures import save_figure
     return save_figure(fig, path)
 
 

@@ -118,7 +118,7 @@ class Panel:
 
 
 def _mi():
-    from ..variant import mitsuba
+    from ..render.variant import mitsuba
     return mitsuba()
 
 

@@ -61,7 +61,7 @@ def ssim(a, b) -> float | None:
 
 def lpips_similarity(objective, reference, test) -> float:
     """1 - LPIPS distance via a model-zoo objective (its `similarity` after one `loss` call)."""
-    from ..variant import mitsuba
+    from ..render.variant import mitsuba
     mi = mitsuba()
     feats = objective.prepare(mi.TensorXf(as_image(reference)))
     objective.loss(mi.TensorXf(as_image(test)), feats)  # lpips takes one render per view

@@ -94,7 +94,7 @@ def _masked(images, masks):
 
 
 def _tensor(im):
-    from ..variant import mitsuba
+    from ..render.variant import mitsuba
     mi = mitsuba()
     if type(im).__module__.startswith("drjit"):
         return im
@@ -181,7 +181,7 @@ def _scores_plot(v: dict, path: Path, baseline_name: str) -> Path:
     b.set(xlabel="view", ylabel="difference", title=f"differences (mean {d.mean():.3g})")
     for ax in (a, b):
         ax.title.set_fontsize(10)
-    from ..plots import save_figure
+    from ..outputs.figures import save_figure
     return save_figure(fig, path)
 
 
@@ -301,7 +301,7 @@ def _end_of_run(inputs: EvidenceInputs) -> dict:
     # -- geometry ------------------------------------------------------------------------------------------------
     geometry = None
     if ip.target_mesh is not None and ip.result_mesh is not None:
-        from ..meshes import chamfer
+        from ..scene.meshes import chamfer
         from .heldout import rotate_about_up
         tv, tf = ip.target_mesh
         geometry = {"result": chamfer(ip.result_mesh[0], ip.result_mesh[1], tv, tf),
@@ -506,7 +506,7 @@ def _equivalence_plot(eq: dict, path: Path) -> Path:
     b.legend(fontsize=7)
     for ax in (a, b):
         ax.title.set_fontsize(10)
-    from ..plots import save_figure
+    from ..outputs.figures import save_figure
     return save_figure(fig, path)
 
 

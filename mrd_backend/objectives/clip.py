@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import weights as W
+from . import weights as W
 from .torch_base import OPENAI_MEAN, OPENAI_STD, RESEARCH_CLIP_MEAN, RESEARCH_CLIP_STD, TorchObjective
 
 def hf_to_open_clip(sd: dict) -> dict:

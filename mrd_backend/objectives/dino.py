@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import weights as W
+from . import weights as W
 from .torch_base import RESEARCH_CLIP_MEAN, RESEARCH_CLIP_STD, TorchObjective
 
 ARCH = "vit_base_patch14_dinov2"

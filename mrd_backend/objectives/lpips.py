@@ -20,7 +20,7 @@ import warnings
 
 import torch
 
-from .. import weights as W
+from . import weights as W
 from ..errors import MRDError
 from .torch_base import TorchObjective
 

@@ -7,7 +7,7 @@
 """
 from __future__ import annotations
 
-from .. import weights as W
+from . import weights as W
 from .torch_base import TimmClassifier
 
 

@@ -54,10 +54,10 @@ class TorchObjective(Objective):
         if not isinstance(weights, str) or not weights:
             raise MRDError(f"--weights {weights!r}: use pretrained, untrained or the path of a checkpoint")
         if weights_dir is not None:
-            from ..weights import check_weights_dir
+            from .weights import check_weights_dir
             check_weights_dir(weights_dir)
         if device is None:
-            from ..variant import choose_variant
+            from ..render.variant import choose_variant
             device = "cuda" if choose_variant().startswith("cuda") and torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self._warned_resize = False
@@ -90,7 +90,7 @@ class TorchObjective(Objective):
 
     def _files_used(self, weights, weights_dir) -> list:
         """(path, Part) of every weight file the network was built from (what `locate` found), for the report."""
-        from .. import weights as W
+        from . import weights as W
         if weights == "untrained":
             return []
         if weights != "pretrained":
@@ -99,7 +99,7 @@ class TorchObjective(Objective):
         return [(p, part) for part in parts if (p := W.find_part(part, weights_dir)) is not None]
 
     def describe(self) -> dict:
-        from .. import weights as W
+        from . import weights as W
         d = super().describe()
         d["weights_provenance"] = [W.provenance(p, part) for p, part in self._weight_files]
         return d

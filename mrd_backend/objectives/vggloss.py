@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import weights as W
+from . import weights as W
 from ..errors import MRDError
 from .torch_base import TorchObjective
 

@@ -38,7 +38,7 @@ def is_finished(run_dir: Path) -> bool:
 
 def has_checkpoint(run_dir: Path) -> bool:
     """What `mrd optimize --resume` needs: the run's target and its last state under checkpoint/."""
-    from ..checkpoint import resumable
+    from ..optimization.checkpoint import resumable
     return resumable(run_dir)
 
 

@@ -19,7 +19,7 @@ SWEEP_VERSION = 1
 
 
 def add_sweep_parser(subparsers):
-    from ..cli import add_run_flags
+    from ..cli.flags import add_run_flags
     p = subparsers.add_parser("sweep", help="a grid of runs on Ray (local by default) or SLURM, resumable",
                               description=__doc__.split("\n\n")[1])
     a = p.add_argument

@@ -59,7 +59,7 @@ class Cell:
 def _run_flag_actions() -> dict:
     """Option name (long name, or the letter of a short-only one like `l`) -> argparse action of every
     `mrd optimize` flag, read from the CLI's own definition."""
-    from ..cli import add_run_flags
+    from ..cli.flags import add_run_flags
     p = argparse.ArgumentParser(add_help=False)
     add_run_flags(p)
     out = {}
@@ -234,7 +234,8 @@ def grid_id(cells: list[Cell]) -> str:
 
 def check_names(cells: list[Cell]) -> None:
     """Refuses unknown scene, environment and model names before any cell starts (paths are taken as given)."""
-    from .. import material_scenes, scenes
+    from ..scenes import materials as material_scenes
+    from .. import scenes
     from ..objectives import objective_names
     known_scenes = set(scenes.shape_scene_names()) | set(material_scenes.names())
     known_env = set(scenes.environment_names())

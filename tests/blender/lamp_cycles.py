@@ -110,7 +110,7 @@ def render_and_export(out, kind, size, spp):
     import addon_utils
     addon_utils.enable("mrd_blender_addon", default_set=True, handle_error=None)
     from mrd_blender_addon import export
-    from mrd_backend.spec_io import save_spec
+    from mrd_backend.scene.io import save_spec
     ex = export.export_target(ob, bpy.context, camera=cam, width=size, height=size)
     save_spec(ex.spec, os.path.join(out, f"{kind}_spec.npz"))
     return {"notes": ex.notes, "warnings": ex.warnings, "lights": len(ex.spec.lights)}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import MRDError
+from ..errors import MRDError
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .errors import MRDError
-from .variant import mitsuba
+from ..errors import MRDError
+from ..render.variant import mitsuba
 
 NAMES = ("laplacian", "edge", "area", "arap")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import glob
 import os
 
-from .errors import MRDError
+from ..errors import MRDError
 
 _LLVM_GLOBS = [
     "/usr/lib/llvm-{v}/lib/libLLVM.so.1", "/usr/lib/llvm-{v}/lib/libLLVM-{v}.so",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MRDError
+from ..errors import MRDError
 
 # Mitsuba envmap local frame -> Blender world: local +Y (up) -> +Z, local +Z -> +X, local +X -> +Y.
 ENVMAP_TO_BLENDER = np.array([[0, 0, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]], np.float64)
@@ -53,7 +53,7 @@ class Environment:
 
 
 def _mi():
-    from .variant import mitsuba
+    from ..render.variant import mitsuba
     return mitsuba()
 
 
@@ -115,7 +115,7 @@ def garden(h: int = 128) -> np.ndarray:
 GENERATED = {"studio": studio, "sky": sky, "garden": garden}
 # Photographed HDRIs (Poly Haven, CC0; 1K EXRs from Blender's studio lights, assets/hdri/LICENSE.txt): real lighting,
 # as the research lit its scenes with the hallstatt/skybox/garden HDRIs. Blender's own world convention applies.
-HDRI_DIR = Path(__file__).resolve().parent / "assets" / "hdri"
+HDRI_DIR = Path(__file__).resolve().parent.parent / "assets" / "hdri"
 BUNDLED_HDRIS = ("forest", "courtyard", "sunset", "city")
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import RunConfig, gradient_spp, integrator_settings, target_seed, view_seed
-from .errors import Cancelled, InternalError, MRDError
-from .guiding import steady_guiding
-from .interrupt import cancelled_by
-from .profile import Profile
-from .run import REPORT_VERSION, RunFolder, default_out, grid
-from .seeds import EVALUATE, TURNTABLE, render_seed
+from ..config import RunConfig, gradient_spp, integrator_settings, target_seed, view_seed
+from ..errors import Cancelled, InternalError, MRDError
+from ..render.guiding import steady_guiding
+from ..interrupt import cancelled_by
+from .timing import Profile
+from ..outputs.folder import REPORT_VERSION, RunFolder, default_out, grid
+from ..seeds import EVALUATE, TURNTABLE, render_seed
 
 
 @dataclass
@@ -67,7 +67,7 @@ FINISHED = ("done", "stopped_early")
 
 def _resume(folder: Path, changes, callback, should_stop, progress, log) -> RunResult:
     from . import checkpoint
-    from .spec_io import load_spec
+    from ..scene.io import load_spec
     folder = folder.resolve()
     if not (folder / "config.json").is_file():
         raise MRDError(f"{folder} is not a run folder (no config.json): give the folder `mrd optimize` printed")
@@ -113,10 +113,10 @@ def versions() -> dict:
 
 class Run:
     def __init__(self, cfg: RunConfig, target=None, start=None, log=print, folder=None, checkpoint=None):
-        from . import material_scenes
-        from .objectives import objective_class
-        from .preflight import check_inputs
-        from .scenes import load_scene
+        from ..scenes import materials as material_scenes
+        from ..objectives import objective_class
+        from ..preflight import check_inputs
+        from ..scenes import load_scene
 
         start = check_inputs(cfg, target, start)  # bad input: one line now, before set-up and any run folder
         self.log = log
@@ -151,7 +151,7 @@ class Run:
 
     # -- building --------------------------------------------------------------------------------------------------
     def _objective(self):
-        from .objectives import build_objective
+        from ..objectives import build_objective
         c = self.cfg
         opts = dict(weights=c.weights, weights_dir=c.weights_dir, preprocess=c.preprocess, seed=c.seed, log=self.log,
                     render_size=(c.width, c.height))
@@ -162,8 +162,8 @@ class Run:
         return build_objective(c.model, **opts)
 
     def _start_mesh(self):
-        from .meshes import check_mesh, icosphere
-        from .scenes import load_target_mesh
+        from ..scene.meshes import check_mesh, icosphere
+        from ..scenes import load_target_mesh
         if self.start is not None:
             v, f = self.start
         elif self.cfg.start == "icosphere" and self.cfg.start_placement == "origin":
@@ -181,12 +181,12 @@ class Run:
 
     def _setup(self):
         import drjit as dr  # noqa: F401  (the variant is set by mitsuba())
-        from .tonemap import to_ldr
-        from .variant import mitsuba
+        from ..render.tonemap import to_ldr
+        from ..render.variant import mitsuba
         mi = self.mi = mitsuba()
         c, spec = self.cfg, self.spec
         if c.deterministic:
-            from .determinism import make_deterministic
+            from ..determinism import make_deterministic
             make_deterministic(self.log)
         self.objective = self._objective()  # before any rendering: missing weights stop here
         if c.mode == "shape" or spec.integrator is None:
@@ -231,7 +231,7 @@ class Run:
 
     @property
     def panel_models(self) -> list:
-        from .evidence import DEFAULT_MODELS
+        from ..evidence import DEFAULT_MODELS
         return list(self.cfg.panel_models if self.cfg.panel_models is not None else DEFAULT_MODELS)
 
     def _panel(self):
@@ -239,7 +239,7 @@ class Run:
         c = self.cfg
         if c.panel_every < 0 or not c.evidence or (c.model not in ("mae", "dual_buffer") and c.panel_every == 0):
             return None
-        from .evidence import Panel
+        from ..evidence import Panel
         panel = Panel(self.panel_models, weights=c.weights,
                       weights_dir=c.weights_dir, preprocess=c.preprocess, seed=c.seed, log=self.log)
         self.panel_built = panel  # reused at the end of the run (even empty: no second attempt, no second message)
@@ -250,7 +250,7 @@ class Run:
 
     # -- the loop --------------------------------------------------------------------------------------------------
     def render(self, sensor, seed):
-        from .tonemap import to_ldr
+        from ..render.tonemap import to_ldr
         with self.profile("render"):
             return self.profile.settle(to_ldr(self.mi.render(self.scene, self.params, sensor=sensor,
                                                              spp=self.cfg.spp, spp_grad=self.spp_grad, seed=seed)))
@@ -291,7 +291,7 @@ class Run:
     def evaluate(self, spp=None) -> tuple[list[np.ndarray], list[float], float]:
         """Renders the current state from every view (no gradients): images, per-view similarity, mean loss."""
         import drjit as dr
-        from .tonemap import to_ldr
+        from ..render.tonemap import to_ldr
         with dr.suspend_grad():
             self.P.apply()
             images, sims, losses = [], [], []
@@ -363,7 +363,7 @@ class Run:
     def _save_inputs(self):
         """What a resume needs besides the checkpoint: the target as loaded, and the caller's start mesh."""
         from . import checkpoint
-        from .spec_io import save_spec
+        from ..scene.io import save_spec
         (self.folder.path / checkpoint.DIR).mkdir(exist_ok=True)
         integrator, self.spec.integrator = self.spec.integrator, None
         try:
@@ -409,7 +409,7 @@ class Run:
 
     def _begin(self) -> int:
         """The start evaluation, or the state of the checkpoint a resumed run continues from; the first epoch."""
-        from .meshes import chamfer
+        from ..scene.meshes import chamfer
         self.best, self.bad = math.inf, 0
         if self.resume_from is not None:
             return self._restore_checkpoint(*self.resume_from)
@@ -504,7 +504,7 @@ class Run:
         last = epoch == c.epochs - 1
         np_images = None
         if self.panel is not None and (epoch % max(1, c.panel_every or c.log_every) == 0 or last):
-            from .evidence import step_panel
+            from ..evidence import step_panel
             np_images = [np.asarray(im) for im in images]
             with self.profile("panel"):
                 entry["panel"] = step_panel(self.panel, np_images)
@@ -532,7 +532,7 @@ class Run:
         else:
             step.textures, step.material = self.P.values()
         if callback is not None:
-            from .tonemap import to_uint8
+            from ..render.tonemap import to_uint8
             step.render = to_uint8(np.asarray(images[0]))
             callback(step)
         return step
@@ -544,7 +544,7 @@ class Run:
         try:
             if hasattr(self, "P") and hasattr(self, "start_eval"):
                 if c.mode == "shape":
-                    from .meshes import chamfer
+                    from ..scene.meshes import chamfer
                     st = self.final_state
                     if self.status in ("cancelled", "failed"):
                         self.P.restore(st)  # the final renders show the last good state
@@ -578,14 +578,14 @@ class Run:
             self._plots()
             self._write_report_quietly()
             try:
-                from .evidence import write_report_html
+                from ..evidence import write_report_html
                 write_report_html(self.folder.path)
             except Exception as exc:
                 self.log(f"warning: could not write report.html ({type(exc).__name__}: {exc})")
 
     def _forward_images(self, epoch: int) -> dict:
         """Forward-gradient images of view 0 along the research direction (see forward.py)."""
-        from .forward import derivative_image, visualize
+        from ..render.gradient_images import derivative_image, visualize
         keys = ["shape.vertex_positions"] if self.cfg.mode == "shape" else list(getattr(self.P, "keys", []))
         if not keys:
             return {}
@@ -599,7 +599,7 @@ class Run:
 
     def _render_all(self, scene, sensors, spp=None, params=None, stream=TURNTABLE, first=0):
         import drjit as dr
-        from .tonemap import to_ldr
+        from ..render.tonemap import to_ldr
         with dr.suspend_grad():
             return [np.asarray(to_ldr(self.mi.render(scene, params, sensor=s, spp=spp or self.cfg.spp,
                                                      seed=render_seed(stream, first + i, self.cfg.seed))))
@@ -619,7 +619,7 @@ class Run:
         """Result and target seen from a ring of cameras around +Z, as GIFs beside the report."""
         import copy
 
-        from .cameras import CameraRig, look_at
+        from ..scene.cameras import CameraRig, look_at
         center, radius = self.spec.bounds()
         dist = self.spec.cameras.distance or 2.8 * radius
         mats = []
@@ -632,20 +632,20 @@ class Run:
         sensors = spec.sensors(rig, spp=self.cfg.spp)
         import imageio.v3 as iio
 
-        from .tonemap import to_uint8
+        from ..render.tonemap import to_uint8
         for name, scene, params in (("turntable", self.scene, self.params), ("turntable_target", self.spec.load(), None)):
             imgs = self._render_all(scene, sensors, params=params, first=0 if params is not None else frames)
             iio.imwrite(self.folder.path / "renders" / f"{name}.gif", np.stack([to_uint8(i) for i in imgs]),
                         extension=".gif", duration=120, loop=0)
 
     def _end_of_run_evidence(self):
-        from .evidence.for_run import end_of_run_for
+        from ..evidence.for_run import end_of_run_for
         ev = end_of_run_for(self)  # turntable, control and held-out renders, the verdict (evidence/for_run.py)
         if ev is not None:
             self.extra["evidence"] = ev
 
     def _plots(self):
-        from .plots import curves_png, optimization_gif
+        from ..outputs.figures import curves_png, optimization_gif
         try:
             if self.steps:
                 curves_png(self.folder.path / "curves.png", self.steps)
@@ -661,7 +661,7 @@ class Run:
     def report(self) -> dict:
         c = self.cfg
         try:
-            from .variant import variant_name
+            from ..render.variant import variant_name
             variant = variant_name() if hasattr(self, "mi") else None
         except Exception:
             variant = None

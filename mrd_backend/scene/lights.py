@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import MRDError
+from ..errors import MRDError
 
 KINDS = ("point", "spot", "sun", "area")
 AREA_SHAPES = {"SQUARE": "rectangle", "RECTANGLE": "rectangle", "DISK": "disk", "ELLIPSE": "disk"}
@@ -37,7 +37,7 @@ class Light:
     name: str = "light"
 
     def to_mitsuba(self) -> dict:
-        from .variant import mitsuba
+        from ..render.variant import mitsuba
         mi = mitsuba()
         rgb = {"type": "rgb", "value": [float(x) for x in self.value]}
         m = mi.ScalarTransform4f(np.asarray(self.to_world, np.float64))

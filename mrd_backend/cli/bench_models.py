@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from .errors import MRDError
+from ..errors import MRDError
 
 RESEARCH_PASSES = "~5 fwd + 1 bwd (+1 fwd/bwd with --classify)"
 
@@ -43,8 +43,8 @@ def bench_one(name: str, repeats: int = 5, device: str | None = None, size: int 
     if threads:
         torch.set_num_threads(threads)
 
-    from .objectives import build_objective
-    from .variant import mitsuba
+    from ..objectives import build_objective
+    from ..render.variant import mitsuba
     if device == "cpu":
         os.environ.setdefault("MRD_VARIANT", "llvm_ad_rgb")
     mi = mitsuba()
@@ -107,7 +107,7 @@ def bench_one(name: str, repeats: int = 5, device: str | None = None, size: int 
 
 
 def _run_child(name, repeats, device, threads=None, timeout=900) -> dict:
-    cmd = [sys.executable, "-m", "mrd_backend.bench_models", "--one", name, "--repeats", str(repeats)]
+    cmd = [sys.executable, "-m", "mrd_backend.cli.bench_models", "--one", name, "--repeats", str(repeats)]
     if device:
         cmd += ["--device", device]
     if threads:
@@ -141,7 +141,7 @@ def format_table(results: list[dict]) -> str:
 
 
 def run_bench_models(args) -> int:
-    from .objectives import REGISTRY
+    from ..objectives import REGISTRY
     names = list(args.models or REGISTRY)
     for n in names:
         if n not in REGISTRY:
@@ -171,7 +171,7 @@ def run_bench_models(args) -> int:
 
 
 def _main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m mrd_backend.bench_models")
+    ap = argparse.ArgumentParser(prog="python -m mrd_backend.cli.bench_models")
     ap.add_argument("--one", required=True)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default=None)

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write as _atomic
-from .atomic import npz_bytes
-from .errors import MRDError
-from .run import strict_json
+from ..atomic import atomic_write as _atomic
+from ..atomic import npz_bytes
+from ..errors import MRDError
+from ..outputs.folder import strict_json
 
 DIR = "checkpoint"
 VERSION = 1

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
-from .errors import MRDError
+from ..atomic import atomic_write
+from ..errors import MRDError
 
 
 # File types whose convention is Y up; Blender's importers turn them to Z up ((x, y, z) -> (x, -z, y)).

@@ -18,8 +18,8 @@ import sys
 import tempfile
 import time
 
-from .machine import describe as describe_machine
-from .machine import one_line as machine_line
+from ..machine import describe as describe_machine
+from ..machine import one_line as machine_line
 
 # Parts, in the order they are printed: (profile name, label). Names with "/" are nested in the one before them.
 PARTS = [
@@ -45,7 +45,7 @@ TOP = ("apply", "render", "objective", "backward", "step", "similarity", "remesh
 
 
 def add_bench_parser(sub) -> None:
-    from .cli import add_run_flags
+    from .flags import add_run_flags
     b = sub.add_parser("bench", help="benchmarks that print figures")
     bsub = b.add_subparsers(dest="what", required=True)
     s = bsub.add_parser("step", help="per-step profile of a short run (parts, kernels compiled, peak memory)")
@@ -122,8 +122,8 @@ def bench_run(cfg, sync: bool = True, kernels: bool = True, callback=None, log=N
     """Runs `cfg` with a synchronizing, kernel-counting profile; returns (Run, RunResult, Profile, step marks).
     `integrator_attrs`: attributes set on the integrator after loading (experiments, e.g. proj_seed_spp);
     `steady_guiding=False` undoes guiding.steady_guiding (Mitsuba's set-up as shipped)."""
-    from .loop import Run
-    from .profile import Profile
+    from ..optimization.loop import Run
+    from ..optimization.timing import Profile
 
     class BenchRun(Run):
         def _setup(self):
@@ -208,7 +208,7 @@ def summarize(steps: list[dict], skip_first: bool = True) -> dict:
 
 def mitsuba_log_to_stderr() -> None:
     """Sends Mitsuba's log (its warnings go to stdout by default) to stderr, so that stdout holds only figures."""
-    from .variant import mitsuba
+    from ..render.variant import mitsuba
     mi = mitsuba()
 
     class ToStderr(mi.Appender):
@@ -223,7 +223,7 @@ def mitsuba_log_to_stderr() -> None:
 
 
 def cmd_bench_step(args) -> int:
-    from .cli import config_from_args
+    from .flags import config_from_args
     base = dict(views=4, width=128, height=128, spp=16, epochs=4, patience=0, weights="untrained",
                 render_every=1000, mesh_every=1000)
     cfg = config_from_args(args, base)
@@ -301,18 +301,18 @@ def evidence_share_line(per_run: dict, run_seconds, timings=None) -> str:
 
 def cmd_bench_demo(args) -> int:
     """A default `mrd demo` (its settings, evidence on) and the evidence's share of its wall time."""
-    from .cli import DEMO, config_from_args
+    from .flags import DEMO, config_from_args
     cfg = config_from_args(args, DEMO)
     if args.out is None:
         cfg.out = tempfile.mkdtemp(prefix="mrd-bench-demo-")
     if cfg.weights == "pretrained":
-        from .errors import MRDError
-        from .objectives import build_objective
+        from ..errors import MRDError
+        from ..objectives import build_objective
         try:
             build_objective(cfg.model, weights="pretrained", weights_dir=cfg.weights_dir, log=lambda *a: None)
         except MRDError:
             cfg.weights = "untrained"  # as `mrd demo` does without weights
-    from .loop import optimize
+    from ..optimization.loop import optimize
     t0 = time.perf_counter()
     r = optimize(cfg, log=lambda *a, **k: print(*a, file=sys.stderr, **k)).report
     wall = time.perf_counter() - t0
@@ -331,8 +331,8 @@ def memory_run(steps: int = 500, early: int = 50, integrator: str = "fast", mode
     """Runs `steps` tiny steps (16x16, 1 view, 2 spp, no remesh) and samples VmRSS/VmHWM after every step. The
     cross-model panel of pixel runs (six networks at every logged step) and the end-of-run evidence are off unless
     `panel` (then the panel runs at every step)."""
-    from .config import RunConfig
-    from .loop import optimize
+    from ..config import RunConfig
+    from ..optimization.loop import optimize
     cfg = RunConfig(scene="blob", envmap="studio", model=model, views=1, width=16, height=16, spp=2, epochs=steps,
                     remesh=[], start_subdivisions=3, patience=0, render_every=10 ** 9, mesh_every=10 ** 9,
                     log_every=1, integrator=integrator, weights="untrained", panel_every=1 if panel else -1,

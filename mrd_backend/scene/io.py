@@ -9,8 +9,8 @@ import numpy as np
 
 from .cameras import CameraRig
 from .environment import Environment
-from .errors import MRDError
-from .scene import Material, SceneSpec
+from ..errors import MRDError
+from .spec import Material, SceneSpec
 
 FORMAT = 1
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MRDError
-from .scene import PRINCIPLED_DEFAULTS, Material
+from ..errors import MRDError
+from ..scene.spec import PRINCIPLED_DEFAULTS, Material
 
 # Valid values, in one place (the research ranges): every parameter in [0.001, 1] except eta in [0.001, 4.1].
 LOWER = 0.001
@@ -49,7 +49,7 @@ def specular_from_eta(eta: float) -> float:
 # -- images --------------------------------------------------------------------------------------------------------
 def read_texture(path) -> np.ndarray:
     """An image file as a linear float32 (H, W, C) array (8-bit files are decoded from sRGB)."""
-    from .variant import mitsuba
+    from ..render.variant import mitsuba
     mi = mitsuba()
     p = Path(path)
     if not p.is_file():
@@ -138,7 +138,7 @@ class MaterialParameters:
 
     @classmethod
     def create(cls, mi, spec, cfg, folder=None, log=print) -> "MaterialParameters":
-        from . import material_scenes
+        from ..scenes import materials as material_scenes
         setup = material_scenes.setup(spec.name) if spec.name == cfg.scene else None
         defaults = setup.params if setup else GENERIC_PARAMS
         params = resolve_params(cfg.params, spec.name, defaults)

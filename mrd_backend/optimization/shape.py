@@ -5,8 +5,8 @@ from __future__ import annotations
 import drjit as dr
 import numpy as np
 
-from .errors import MRDError
-from .meshes import manifold_problems, remesh
+from ..errors import MRDError
+from ..scene.meshes import manifold_problems, remesh
 from .regularizers import Regularizers
 
 KEY = "shape.vertex_positions"

@@ -1,0 +1,1 @@
+"""What a run writes: the run folder (folder.py) and its figures (figures.py)."""

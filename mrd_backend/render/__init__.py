@@ -1,0 +1,1 @@
+"""What knows Mitsuba: the variant choice, the guiding fix, the tone map and forward-gradient images."""
