@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from .render.variant import variant_name
+
 
 def make_deterministic(log=print) -> None:
     """One Dr.Jit thread and deterministic torch kernels for the rest of this process."""
     import drjit as dr
 
-    from .render.variant import variant_name
     dr.set_thread_count(1)
     if "llvm" not in variant_name():  # GPU atomics have no thread count to fix
         log(f"note: --deterministic fixes the order of sums on the CPU (llvm) only; variant {variant_name()} "

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import platform
 
+from .render.variant import variant_name
+
 # The CPU flags that change how fast kernels run (Dr.Jit's LLVM vectorizes to the widest of these).
 VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "amx_tile", "neon", "asimd")
 
@@ -55,7 +57,6 @@ def describe() -> dict:
     except Exception:
         info["torch_threads"] = None
     try:
-        from .render.variant import variant_name
         info["variant"] = variant_name()
     except Exception:
         info["variant"] = None

@@ -14,7 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from .config import RunConfig
+from .evidence.metamer import pool
+from .optimization.loop import optimize
 from .outputs.folder import default_out
+from .scene.meshes import bounding_sphere, icosphere
+from .scenes import load_target_mesh
 
 SEED_STRIDE = 1000
 
@@ -25,8 +29,6 @@ def perturbed_start(cfg: RunConfig, k: int):
         return None
     from scipy.spatial.transform import Rotation
 
-    from .scene.meshes import bounding_sphere, icosphere
-    from .scenes import load_target_mesh
     try:
         tv, _ = load_target_mesh(cfg.scene)
     except Exception:
@@ -41,8 +43,6 @@ def perturbed_start(cfg: RunConfig, k: int):
 
 
 def run_replicates(cfg: RunConfig, log=print, progress: bool = True) -> int:
-    from .evidence.metamer import pool
-    from .optimization.loop import optimize
     base = Path(cfg.out) if cfg.out else default_out(cfg)
     base.mkdir(parents=True, exist_ok=True)
     rows, verdicts = [], []

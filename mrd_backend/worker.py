@@ -33,6 +33,9 @@ With --exit-on-eof, stdin reaching its end (the client died) cancels the same wa
 
 Only plain types cross the boundary: numbers, strings, lists, dicts, arrays in files. Exit status: 0 after `done`,
 1 after `error`, 2 for bad arguments.
+
+Imports inside functions are lazy on purpose: `--check` must answer (with what is missing) in an environment that
+lacks numpy, Mitsuba or torch, so at module level the worker loads the standard library and protocol.py only.
 """
 from __future__ import annotations
 

@@ -5,18 +5,28 @@ import argparse
 import sys
 from pathlib import Path
 
+from .. import scenes
 from ..config import RunConfig
 from ..errors import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, InternalError, MRDError
+from ..evidence.compare import add_compare_parser
+from ..evidence.null import add_null_parser
+from ..interrupt import cancel_on_signals
+from ..objectives import objective_class, objective_names
+from ..optimization.loop import optimize
+from ..replicates import run_replicates
+from ..scenes import environment_names, shape_scene_names
+from ..scenes import materials as material_scenes
+from ..scenes.materials import names as material_scene_names
+from ..sweep.command import add_sweep_parser
+from .bench import add_bench_parser
 from .flags import DEMO, _dims, _remesh, add_run_flags, config_from_args  # noqa: F401  (re-exported)
+from .weights import add_weights_parser
 
 
 def _run(cfg: RunConfig | None, resume: str | None = None) -> int:
-    from ..interrupt import cancel_on_signals
     if cfg is not None and resume is None and cfg.replicates > 1:
-        from ..replicates import run_replicates
         with cancel_on_signals():
             return run_replicates(cfg)
-    from ..optimization.loop import optimize
     with cancel_on_signals():
         result = optimize(cfg, progress=True, resume=resume)
     r = result.report
@@ -67,9 +77,6 @@ def cmd_demo(args) -> int:
 
 
 def cmd_scenes(args) -> int:
-    from ..scenes import materials as material_scenes
-    from .. import scenes
-    from ..objectives import objective_class, objective_names
     print("shape scenes:    " + ", ".join(scenes.shape_scene_names()) + "  (or the path of a .ply/.obj mesh)")
     print("material scenes: " + (", ".join(material_scenes.names()) or "(none)"))
     print("environments:    " + ", ".join(scenes.environment_names()) + "  (or the path of an .hdr/.exr file)")
@@ -85,9 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrd", description="Model metamers rendered differentiably (Mitsuba 3)")
     sub = p.add_subparsers(dest="command", required=True)
     o = sub.add_parser("optimize", help="optimize a shape or material metamer")
-    from ..scenes.materials import names as material_scene_names
-    from ..objectives import objective_names
-    from ..scenes import environment_names, shape_scene_names
     o.add_argument("scene", nargs="?", help=f"bundled scene ({', '.join(shape_scene_names() + material_scene_names())}"
                                             ") or a mesh path (.ply, .obj, .glb, ...)")
     o.add_argument("envmap", nargs="?", help=f"environment ({', '.join(environment_names())}) or an .hdr/.exr path")
@@ -109,11 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _optional_commands(sub) -> None:
     """Commands that live in their own modules (bench, weights, evidence)."""
-    from .bench import add_bench_parser
-    from ..evidence.compare import add_compare_parser
-    from ..evidence.null import add_null_parser
-    from ..sweep.command import add_sweep_parser
-    from .weights import add_weights_parser
     for add in (add_bench_parser, add_weights_parser, add_null_parser, add_compare_parser, add_sweep_parser):
         add(sub)
 

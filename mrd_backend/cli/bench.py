@@ -1,6 +1,6 @@
 """`mrd bench step` and `mrd bench memory`: figures about the run loop's speed and memory.
 
-`mrd bench step` runs a short optimization with a synchronizing, kernel-counting Profile (see profile.py) and the
+`mrd bench step` runs a short optimization with a synchronizing, kernel-counting Profile (see optimization/timing.py) and the
 integrator instrumented from outside (no change to a normal run): per step (= epoch, as in report.json) the seconds
 in each part as medians and shares, the kernels launched and compiled per step and in which part, and peak memory.
 The first step compiles kernels and is left out of the medians.

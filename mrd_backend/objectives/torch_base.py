@@ -12,7 +12,10 @@ import numpy as np
 import torch
 
 from ..errors import MRDError
+from . import weights as W
 from .base import Objective
+from .classes import imagenet_classes
+from .weights import check_weights_dir
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 OPENAI_MEAN, OPENAI_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
@@ -54,7 +57,6 @@ class TorchObjective(Objective):
         if not isinstance(weights, str) or not weights:
             raise MRDError(f"--weights {weights!r}: use pretrained, untrained or the path of a checkpoint")
         if weights_dir is not None:
-            from .weights import check_weights_dir
             check_weights_dir(weights_dir)
         if device is None:
             from ..render.variant import choose_variant
@@ -90,7 +92,6 @@ class TorchObjective(Objective):
 
     def _files_used(self, weights, weights_dir) -> list:
         """(path, Part) of every weight file the network was built from (what `locate` found), for the report."""
-        from . import weights as W
         if weights == "untrained":
             return []
         if weights != "pretrained":
@@ -99,7 +100,6 @@ class TorchObjective(Objective):
         return [(p, part) for part in parts if (p := W.find_part(part, weights_dir)) is not None]
 
     def describe(self) -> dict:
-        from . import weights as W
         d = super().describe()
         d["weights_provenance"] = [W.provenance(p, part) for p, part in self._weight_files]
         return d
@@ -191,7 +191,6 @@ class TorchObjective(Objective):
         return dr.sum(_loss(render).array)  # a Dr.Jit Float scalar that regularizers can be added to
 
     def _record(self, logits, ce, metamer):
-        from .classes import imagenet_classes
         names = imagenet_classes()
         probs = torch.softmax(logits.double(), dim=-1)[0]
         p, i = torch.topk(probs, 5)

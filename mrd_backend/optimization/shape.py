@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import MRDError
 from ..scene.meshes import manifold_problems, remesh
+from .checkpoint import load_optimizer_arrays, optimizer_arrays, optimizer_values
 from .regularizers import Regularizers
 
 KEY = "shape.vertex_positions"
@@ -71,12 +72,10 @@ class ShapeParameters:
     def checkpoint(self) -> dict:
         """Arrays that rebuild this state exactly: topology, Large Steps' variable and Adam's moments, the
         regularizers' rest mesh and the learning rate."""
-        from .checkpoint import optimizer_arrays
         return {"vertices": self.vertices(), "faces": self.faces, "rest_vertices": self.rest[0],
                 "rest_faces": self.rest[1], "lr": np.float64(self.lr), **optimizer_arrays(self.opt)}
 
     def load_checkpoint(self, arrays: dict):
-        from .checkpoint import load_optimizer_arrays, optimizer_values
         self.lr = float(arrays["lr"])
         # The operator from the mesh it was built from at the last reset (start, remesh or restore): Large Steps
         # orders its variable by those vertex positions (np.unique), so another mesh would scramble `u`.

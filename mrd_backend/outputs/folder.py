@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write, npz_bytes
+from ..determinism import enough_threads_for_io
 from ..errors import MRDError
-from ..scene.meshes import save_ply
 from ..render.tonemap import to_uint8
+from ..render.variant import mitsuba
+from ..scene.meshes import save_ply
 
 REPORT_VERSION = 1
 
@@ -137,8 +139,6 @@ class RunFolder:
 
     def write_exr(self, name: str, image: np.ndarray, kind: str | None = None) -> Path:
         """Linear float image, exact (via Mitsuba's bitmap writer, which every install has)."""
-        from ..determinism import enough_threads_for_io
-        from ..render.variant import mitsuba
         mi = mitsuba()
         with enough_threads_for_io():
             p = atomic_write(self.path / name, lambda tmp: mi.Bitmap(np.ascontiguousarray(image, np.float32)).write(

@@ -53,7 +53,7 @@ class Environment:
 
 
 def _mi():
-    from ..render.variant import mitsuba
+    from ..render.variant import mitsuba  # lazy: Blender imports scene/, Mitsuba only to render
     return mitsuba()
 
 

@@ -37,7 +37,7 @@ class Light:
     name: str = "light"
 
     def to_mitsuba(self) -> dict:
-        from ..render.variant import mitsuba
+        from ..render.variant import mitsuba  # lazy: Blender imports scene/, Mitsuba only to render
         mi = mitsuba()
         rgb = {"type": "rgb", "value": [float(x) for x in self.value]}
         m = mi.ScalarTransform4f(np.asarray(self.to_world, np.float64))

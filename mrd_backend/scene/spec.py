@@ -58,7 +58,7 @@ class Material:
 
 
 def _texture(value, name, rgb):
-    from ..render.variant import mitsuba
+    from ..render.variant import mitsuba  # lazy: Blender imports scene/, Mitsuba only to render
     mi = mitsuba()
     if isinstance(value, (str, Path)):
         if not Path(value).is_file():
@@ -117,7 +117,7 @@ class SceneSpec:
     # -- Mitsuba ----------------------------------------------------------------------------------------------
     def mesh(self, vertices=None, faces=None, material: Material | None = None):
         """An in-memory mi.Mesh (optionally with other vertices/faces: the optimized shape)."""
-        from ..render.variant import mitsuba
+        from ..render.variant import mitsuba  # lazy: Blender imports scene/, Mitsuba only to render
         mi = mitsuba()
         import drjit as dr
         v = np.ascontiguousarray(self.vertices if vertices is None else vertices, np.float32)
@@ -155,7 +155,7 @@ class SceneSpec:
         return d
 
     def sensors(self, rig: CameraRig | None = None, spp: int = 16) -> list:
-        from ..render.variant import mitsuba
+        from ..render.variant import mitsuba  # lazy: Blender imports scene/, Mitsuba only to render
         mi = mitsuba()
         rig = rig or self.cameras
         if rig.width < 1 or rig.height < 1:
@@ -174,7 +174,7 @@ class SceneSpec:
         return out
 
     def load(self, **kw):
-        from ..render.variant import mitsuba
+        from ..render.variant import mitsuba  # lazy: Blender imports scene/, Mitsuba only to render
         mi = mitsuba()
         try:
             return mi.load_dict(self.to_mitsuba_dict(**kw))
@@ -185,7 +185,7 @@ class SceneSpec:
 
     def render(self, spp: int = 16, seed: int = 0, rig: CameraRig | None = None) -> list[np.ndarray]:
         """Linear HDR renders (H, W, 3) of every view, as numpy."""
-        from ..render.variant import mitsuba
+        from ..render.variant import mitsuba  # lazy: Blender imports scene/, Mitsuba only to render
         mi = mitsuba()
         scene = self.load()
         return [np.asarray(mi.render(scene, sensor=s, spp=spp, seed=seed + i))

@@ -1,4 +1,4 @@
-"""Bundled scenes: target meshes we ship or generate in code, and the environments of environment.py.
+"""Bundled scenes: target meshes we ship or generate in code, and the environments of scene/environment.py.
 
 Shape scenes put one diffuse object (the research code's default reflectance 0.5) under an environment, seen by
 the Fibonacci rig. Every mesh here is ours: Blender's Suzanne exported by scripts/export_suzanne.py, and
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MRDError
 from ..scene.cameras import CameraRig
 from ..scene.environment import BUNDLED_HDRIS, GENERATED, named_environment
-from ..errors import MRDError
 from ..scene.meshes import load_mesh, read_mesh_file
 from ..scene.spec import Material, SceneSpec
-
+from . import materials as material_scenes
 from .shapes import TARGET_MESHES, blob, knot, suzanne  # noqa: F401  (re-exported: the catalogue's names)
 
 # Research shape scenes we cannot ship (their meshes are not ours to redistribute).
@@ -41,7 +41,6 @@ def shape_scene_names() -> list[str]:
 
 
 def scene_names() -> list[str]:
-    from . import materials as material_scenes
     return [*shape_scene_names(), *material_scenes.names()]
 
 
@@ -49,7 +48,6 @@ def load_scene(name: str, envmap: str = "studio", views: int = 25, size: int = 2
                fov: float = 45.0, up: str = "auto") -> SceneSpec:
     """A bundled scene (or a mesh path) as a SceneSpec, lit by `envmap`. A mesh file keeps its UVs and base
     colour (texture) where it has them; `up`: its up axis (auto: Y for OBJ and glTF, as Blender imports them)."""
-    from . import materials as material_scenes
     if name in material_scenes.names():
         return material_scenes.load(name, size=size)
     if name in RESEARCH_ONLY:

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..scene.cameras import CameraRig, look_at
-from ..scene.environment import Environment
 from ..errors import MRDError
+from ..render.variant import mitsuba
+from ..scene.cameras import CameraRig, look_at
+from ..scene.environment import Environment, named_environment
 from ..scene.spec import Material, SceneSpec
+from .shapes import blob
 
 # The research scenes' sensors: fov 39.597755 for back/right/left, 28.841546 for the front one. Our rig has one
 # fov, so the front camera keeps the research framing by moving closer (same image extent at the axis).
@@ -194,7 +196,6 @@ def material_object() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The fixed object: our lumpy blob (mrd_backend.scenes.blob), standing on the ground, OBJECT_HEIGHT tall,
     with smooth normals and spherical UVs. Returns vertices, faces, uvs, normals."""
     import trimesh
-    from .shapes import blob
     v, f = blob()
     v = v.astype(np.float64)
     lo, hi = v.min(0), v.max(0)
@@ -214,7 +215,6 @@ def camera_matrices() -> list[np.ndarray]:
 
 
 def ground_plane() -> dict:
-    from ..render.variant import mitsuba
     mi = mitsuba()
     return {"type": "rectangle", "to_world": mi.ScalarTransform4f().scale([PLANE_HALF_SIZE, PLANE_HALF_SIZE, 1.0]),
             "bsdf": {"type": "twosided", "bsdf": {"type": "diffuse", "reflectance": {
@@ -224,7 +224,6 @@ def ground_plane() -> dict:
 
 
 def environment(envmap: str | None = None) -> Environment:
-    from ..scene.environment import named_environment
     return named_environment(envmap or ENVIRONMENT)
 
 
