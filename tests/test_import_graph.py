@@ -164,3 +164,17 @@ def test_blender_side_imports_only_the_numpy_part():
     assert sorted(n for n in seen if {m for m, at_top in imported.get(n, ()) if at_top} & heavy) == []
     assert sorted(n for n in seen if n.startswith(("mrd_backend.render", "mrd_backend.objectives",
                                                    "mrd_backend.evidence", "mrd_backend.cli"))) == []
+
+
+def test_protocol_is_one_stdlib_file_both_ends_read():
+    """The add-on's client loads protocol.py by its path, so it may import the standard library only; neither end
+    keeps its own copy of the constants."""
+    import sys
+    tree = ast.parse((ROOT / "mrd_backend" / "protocol.py").read_text(encoding="utf-8"))
+    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level]
+    assert roots <= set(sys.stdlib_module_names) | {"__future__"}
+    for end in ("mrd_backend/worker.py", "mrd_blender_addon/client.py"):
+        src = (ROOT / end).read_text(encoding="utf-8")
+        assert "PROTOCOL = 1" not in src and 'STOP_FILE = "STOP"' not in src, end
