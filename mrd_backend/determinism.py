@@ -4,6 +4,9 @@ Why runs differ otherwise: Dr.Jit's LLVM backend splits every kernel over a thre
 accumulates vertex gradients with atomic scatter-adds, so float sums come out in a different order from run to run
 (differences in the last bits that the optimizer then grows). One Dr.Jit thread makes that order fixed; torch gets
 one thread and its deterministic algorithms too. Cost and measured spread: docs/reliability.md.
+
+Dr.Jit and torch are imported inside the functions (lazy on purpose): outputs/folder.py imports this module at its
+top, and opening a run folder needs neither.
 """
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
 """What a timing was measured on, so that two figures can be told apart: CPU model and the vector extensions that
 Dr.Jit's LLVM backend and torch use, cores this process may use, memory, and the thread counts Dr.Jit and torch run
-with. Speed figures are only comparable when this matches (docs/speed.md)."""
+with. Speed figures are only comparable when this matches (docs/speed.md).
+
+Dr.Jit and torch are imported inside `describe` (lazy on purpose): a description of a machine without them still
+names its CPU and memory."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,7 @@
-"""The objective registry. Adding a model = one module with an Objective subclass + one line here."""
+"""The objective registry. Adding a model = one module with an Objective subclass + one line here.
+
+Models import torch, timm, open_clip and lpips inside their functions (lazy on purpose): listing the models, the
+CLI's start and the worker's --check stay free of torch until a network is built."""
 from __future__ import annotations
 
 import importlib
