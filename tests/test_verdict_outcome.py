@@ -43,12 +43,12 @@ def test_start_target_is_a_reconstruction(tmp_path):
 def test_hidden_physical_difference_is_a_metamer(tmp_path):
     """The knot plus a thinner closed tube along its core: no camera sees the inner tube, the renders are the
     target's, and the shape is physically different (a third of its surface lies 0.14 units inside the target's)."""
-    from mrd_backend import scenes
+    from mrd_backend.scenes import shapes
     from mrd_backend.optimization.loop import optimize
-    tv, tf = scenes.knot()
-    s = np.linspace(0, 2 * np.pi, 240, endpoint=False)  # the knot's own core curve (scenes.knot)
+    tv, tf = shapes.knot()
+    s = np.linspace(0, 2 * np.pi, 240, endpoint=False)  # the knot's own core curve (shapes.knot)
     core = np.stack([np.sin(s) + 2 * np.sin(2 * s), np.cos(s) - 2 * np.cos(2 * s), -np.sin(3 * s)], 1) / 3.0
-    iv, i_f = scenes._tube(core, 0.08, 12)
+    iv, i_f = shapes._tube(core, 0.08, 12)
     v, f = np.concatenate([tv, iv]), np.concatenate([tf, i_f + len(tv)])
     cfg = tiny_config(scene="knot", evidence=True, panel_models=[], epochs=1, lr=1e-9, width=40, height=40,
                       heldout_views=6, out=str(tmp_path / "run"))

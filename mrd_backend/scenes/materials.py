@@ -193,7 +193,7 @@ def spherical_uvs(vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray |
 
 
 def material_object() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The fixed object: our lumpy blob (mrd_backend.scenes.blob), standing on the ground, OBJECT_HEIGHT tall,
+    """The fixed object: our lumpy blob (mrd_backend.scenes.shapes.blob), standing on the ground, OBJECT_HEIGHT tall,
     with smooth normals and spherical UVs. Returns vertices, faces, uvs, normals."""
     import trimesh
     v, f = blob()
