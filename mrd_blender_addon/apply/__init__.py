@@ -245,7 +245,7 @@ class ResultWriter:
         self._collection().objects.link(obj)
         target = bpy.data.objects.get(self.target_name)
         if self.mode == "material" and target is not None and target.type == "MESH":
-            from . import export
+            from .. import export
             m = export.mesh_arrays(target, split_uv_seams=False)
             set_mesh(mesh, m["vertices"], m["faces"])
             self._copy_uvs(target, mesh, m)
@@ -293,7 +293,7 @@ class ResultWriter:
 
     def _copy_uvs(self, target, mesh, m):
         """Per-corner UVs of the target's evaluated mesh onto the result (same welded topology)."""
-        from . import export
+        from .. import export
         depsgraph = export.depsgraph_for()
         eo = target.evaluated_get(depsgraph)
         src = eo.to_mesh()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from .client import backend
+from ..client import backend
 
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Blender's default (Rec.709) colour -> float weights
 MAX_ENV_WIDTH = 4096      # larger environment images are box-filtered down (memory of the .npz and Mitsuba)
