@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from addon_helpers import FAKE, ROOT, SCENE, env, has_bpy, run_bpy
+from addon_helpers import FAKE, ROOT, env, has_bpy, run_bpy
 
 pytestmark = [pytest.mark.blender]
 FAKE_ENV = {"MRD_WORKER_OPTIMIZER": FAKE, "MRD_WORKER_PYTHONPATH": str(ROOT / "tests")}
@@ -13,7 +13,7 @@ BATCH = str(ROOT / "scripts" / "mrd_blender_batch.py")
 
 
 def _scene_blend(tmp_path):
-    run_bpy(SCENE + f"""
+    run_bpy(f"""
 ob, _ = build_scene({str(tmp_path)!r}, texture=False)
 ob.name = "Target"
 bpy.ops.wm.save_as_mainfile(filepath={str(tmp_path / "scene.blend")!r})

@@ -21,7 +21,8 @@ def test_legacy_zip_layout(dist):
     legacy, _ = dist
     names = zipfile.ZipFile(legacy).namelist()
     assert all(n.startswith("mrd_blender_addon/") for n in names)
-    for need in ("__init__.py", "export.py", "apply.py", "client.py", "operators.py", "panel.py", "properties.py",
+    for need in ("__init__.py", "export/__init__.py", "export/mesh.py", "apply/__init__.py", "apply/history.py",
+                 "bpy_arrays.py", "client.py", "operators.py", "panel.py", "properties.py",
                  "preferences.py", "mrd_backend/worker.py", "mrd_backend/scene.py", "mrd_backend/spec_io.py",
                  "mrd_backend/loop.py", "requirements.txt"):
         assert f"mrd_blender_addon/{need}" in names, need
@@ -38,6 +39,8 @@ def test_extension_manifest(dist):
     z = zipfile.ZipFile(ext)
     assert "blender_manifest.toml" in z.namelist() and "__init__.py" in z.namelist()
     assert "mrd_backend/worker.py" in z.namelist()
+    for sub in ("bpy_arrays.py", "export/__init__.py", "export/world.py", "apply/__init__.py", "apply/material.py"):
+        assert sub in z.namelist(), sub   # the add-on's sub-packages travel in the extension too
     m = tomllib.loads(z.read("blender_manifest.toml").decode())
     for key in ("schema_version", "id", "version", "name", "tagline", "maintainer", "type", "blender_version_min",
                 "license"):

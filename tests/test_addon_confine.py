@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from addon_helpers import SCENE, has_bpy, run_bpy
+from addon_helpers import has_bpy, run_bpy
 from mrd_blender_addon import client
 
 
@@ -43,7 +43,7 @@ def test_resume_refuses_a_run_folder_outside_the_output_folder(tmp_path):
     victim = tmp_path / "victim"
     (victim / "input").mkdir(parents=True)
     (victim / "input" / "config.json").write_text(json.dumps({"mode": "shape", "epochs": 3, "out": str(victim)}))
-    r = run_bpy(SCENE + f"""
+    r = run_bpy(f"""
 enable()
 ob, _ = build_scene({str(tmp_path)!r}, texture=False)
 bpy.context.scene.mrd.output_dir = {str(tmp_path / "runs")!r}

@@ -2,13 +2,13 @@
 per test)."""
 import pytest
 
-from addon_helpers import SCENE, has_bpy, run_bpy
+from addon_helpers import has_bpy, run_bpy
 
 pytestmark = [pytest.mark.blender, pytest.mark.skipif(not has_bpy(), reason="needs the bpy module (pip install bpy)")]
 
 
 def test_export_monkey_with_material_and_hdri_world(tmp_path):
-    r = run_bpy(SCENE + f"""
+    r = run_bpy(f"""
 import math, sys
 ob, expected = build_scene({str(tmp_path)!r}, rotation_z=30.0, strength=1.5)
 from mrd_blender_addon import export
@@ -67,7 +67,7 @@ result(n_vertices=len(spec.vertices), n_faces=len(spec.faces), n_tris=n_tris, co
 
 
 def test_export_world_variants_and_notes(tmp_path):
-    r = run_bpy(SCENE + f"""
+    r = run_bpy(f"""
 from mrd_blender_addon import export
 out = {{}}
 ob, _ = build_scene({str(tmp_path)!r}, texture=False, hdr=True, rotation_z=40.0, mapping_type="POINT")
@@ -105,7 +105,7 @@ result(**out)
 
 
 def test_export_bad_inputs_say_what_to_do(tmp_path):
-    r = run_bpy(SCENE + f"""
+    r = run_bpy(f"""
 from mrd_blender_addon import export
 out = {{}}
 def err(fn):

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from addon_helpers import ROOT, SCENE, env, has_bpy, run_bpy
+from addon_helpers import ROOT, env, has_bpy, run_bpy
 
 needs_bpy = pytest.mark.skipif(not has_bpy(), reason="needs the bpy module (pip install bpy)")
 pytestmark = [pytest.mark.blender]
@@ -60,7 +60,7 @@ def test_each_lamp_lights_the_object_as_in_cycles(tmp_path):
 
 @needs_bpy
 def test_a_dark_scene_is_warned_about_before_the_run():
-    r = run_bpy(SCENE + """
+    r = run_bpy("""
 from mrd_blender_addon import export
 enable()
 ob, _ = build_scene("/tmp", texture=False, hdr=False, strength=0.1)   # a dim constant world, no lamp

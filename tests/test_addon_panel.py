@@ -1,10 +1,9 @@
 """The panel reads at the default sidebar width (short labels, text wrapped to the region), and material runs take
 their texture size, parameters and start from the panel (bpy module)."""
-import json
 
 import pytest
 
-from addon_helpers import FAKE, ROOT, SCENE, has_bpy, run_bpy
+from addon_helpers import FAKE, ROOT, has_bpy, run_bpy
 
 pytestmark = [pytest.mark.blender, pytest.mark.skipif(not has_bpy(), reason="needs the bpy module")]
 FAKE_ENV = {"MRD_WORKER_OPTIMIZER": FAKE, "MRD_WORKER_PYTHONPATH": str(ROOT / "tests")}
@@ -37,7 +36,7 @@ def draw(cls, context):
 
 
 def test_panel_fits_the_default_sidebar_width(tmp_path):
-    r = run_bpy(SCENE + STUB + f"""
+    r = run_bpy(STUB + f"""
 enable()
 ob, _ = build_scene({str(tmp_path)!r}, texture=False)
 from mrd_blender_addon import job, panel
@@ -71,7 +70,7 @@ result(**out)
 
 
 def test_material_settings_reach_the_run_and_the_targets_texture_size_is_kept(tmp_path):
-    r = run_bpy(SCENE + f"""
+    r = run_bpy(f"""
 enable()
 ob, _ = build_scene({str(tmp_path)!r}, texture=True)
 img = bpy.data.images.new("big", 64, 32)            # the target's texture: 64 x 32 (stands for 1024 x 1024)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from addon_helpers import FAKE, ROOT, SCENE, has_bpy, run_bpy
+from addon_helpers import FAKE, ROOT, has_bpy, run_bpy
 
 pytestmark = [pytest.mark.blender, pytest.mark.skipif(not has_bpy(), reason="needs the bpy module")]
 FAKE_ENV = {"MRD_WORKER_OPTIMIZER": FAKE, "MRD_WORKER_PYTHONPATH": str(ROOT / "tests")}
@@ -41,7 +41,7 @@ result(texts=texts, left=left, finishing=finishing, phase=phase)
 
 
 def test_cancel_frees_the_ui_within_3_s_and_the_worker_keeps_writing(tmp_path):
-    r = run_bpy(SCENE + f"""
+    r = run_bpy(f"""
 import time
 enable()
 ob, _ = build_scene({str(tmp_path)!r}, texture=False)
@@ -77,7 +77,7 @@ result(latency=t_free - t_cancel, status=j.status, alive_after_ui=alive, report=
 
 
 def test_blender_quitting_mid_run_lets_the_worker_finish_as_cancelled(tmp_path):
-    r = run_bpy(SCENE + f"""
+    r = run_bpy(f"""
 import time
 enable()
 ob, _ = build_scene({str(tmp_path)!r}, texture=False)
@@ -124,7 +124,7 @@ def test_resume_starts_the_worker_on_the_run_folder_and_the_result_follows(tmp_p
     python = tmp_path / "python"   # a stand-in backend interpreter that runs the fake worker
     python.write_text(f"#!/bin/sh\nexec {sys.executable} {fake} \"$@\"\n")
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
-    r = run_bpy(SCENE + f"""
+    r = run_bpy(f"""
 import time
 enable()
 ob, _ = build_scene({str(tmp_path)!r}, texture=False)

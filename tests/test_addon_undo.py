@@ -2,7 +2,7 @@
 second run of the same target is placed beside the first (bpy module, stand-in optimizer)."""
 import pytest
 
-from addon_helpers import FAKE, ROOT, SCENE, has_bpy, run_bpy
+from addon_helpers import FAKE, ROOT, has_bpy, run_bpy
 
 pytestmark = [pytest.mark.blender, pytest.mark.skipif(not has_bpy(), reason="needs the bpy module")]
 FAKE_ENV = {"MRD_WORKER_OPTIMIZER": FAKE, "MRD_WORKER_PYTHONPATH": str(ROOT / "tests")}
@@ -33,7 +33,7 @@ def run(epochs, undo_at=None, rename_at=None):
 
 
 def test_undo_during_a_run_keeps_its_whole_history(tmp_path):
-    r = run_bpy(SCENE + RUN.format(runs=str(tmp_path / "runs")) + f"""
+    r = run_bpy(RUN.format(runs=str(tmp_path / "runs")) + f"""
 enable()
 ob, _ = build_scene({str(tmp_path)!r}, texture=False)
 j, seen = run(10, undo_at=4)
@@ -55,7 +55,7 @@ result(status=j.status, undone=seen.get("undo"), results=[o.name for o in res], 
 
 
 def test_a_renamed_result_is_still_the_runs_and_a_second_run_goes_beside_the_first(tmp_path):
-    r = run_bpy(SCENE + RUN.format(runs=str(tmp_path / "runs")) + f"""
+    r = run_bpy(RUN.format(runs=str(tmp_path / "runs")) + f"""
 enable()
 ob, _ = build_scene({str(tmp_path)!r}, texture=False)
 j1, _ = run(4, rename_at=1)
