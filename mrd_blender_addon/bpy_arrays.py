@@ -77,7 +77,7 @@ def mesh_vertices(mesh) -> np.ndarray:
 
 def mesh_faces(mesh) -> np.ndarray:
     """Corner vertex indices as (F, 3): the meshes this add-on writes are all triangles."""
-    return foreach_get(*_corner_vertices(mesh), 3, np.int32)
+    return foreach_get(*_corner_vertices(mesh), 1, np.int32).reshape(-1, 3)  # one value per corner
 
 
 def same_topology(mesh, faces: np.ndarray) -> bool:
