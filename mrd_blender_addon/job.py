@@ -3,6 +3,10 @@
 Interactive sessions drain the worker from a `bpy.app.timers` callback (`Job.tick`, a few milliseconds of main-thread
 time per step); background mode (`blender -b`) blocks in `Job.run_blocking` until the run ends. The .blend is only
 changed by results: the result object appears with the first step, and nothing is created when a run fails before.
+
+Besides the Job class this module holds the one-current-job state (CURRENT, LAST, the timer, launch, shutdown) that
+the operators, the panel and the tests share, which is why it is a little over 400 lines. The run folder and its
+inputs are run_folder.py's, the text a run shows progress.py's, the status bar and reports ui.py's.
 """
 from __future__ import annotations
 
@@ -43,7 +47,27 @@ def resolve_target(context, settings):
     return obj
 
 
+def _export(context, settings, target, size: int):
+    """The target's Export and the start mesh (None: the icosphere). Raises JobError."""
+    errors = client.backend().errors
+    try:
+        ex = export.export_target(target, context, views=settings.views, width=size, height=size)
+        start = None
+        if settings.mode == "shape" and settings.start == "object":
+            if settings.start_object is None:
+                raise export.ExportError("Start is 'Object' but no start object is set: pick a mesh or use the "
+                                         "icosphere")
+            start = export.start_mesh(settings.start_object)
+    except (export.ExportError, errors.MRDError) as exc:
+        raise JobError(str(exc)) from None
+    return ex, start
+
+
 class Job(JobText):
+    """One run: started (or resumed) from Blender, its worker's events applied, finished. The text it shows is
+    JobText's (progress.py)."""
+
+
     def __init__(self):
         self.status = "starting"      # starting | running | cancelling | done | stopped_early | cancelled | failed
         self.message = ""
@@ -91,17 +115,7 @@ class Job(JobText):
         except ValueError as exc:
             raise JobError(str(exc)) from None
         size = cfg["width"]
-        errors = client.backend().errors
-        try:
-            ex = export.export_target(target, context, views=settings.views, width=size, height=size)
-            start = None
-            if settings.mode == "shape" and settings.start == "object":
-                if settings.start_object is None:
-                    raise export.ExportError("Start is 'Object' but no start object is set: pick a mesh or use "
-                                             "the icosphere")
-                start = export.start_mesh(settings.start_object)
-        except (export.ExportError, errors.MRDError) as exc:
-            raise JobError(str(exc)) from None
+        ex, start = _export(context, settings, target, size)
         job.notes, job.warnings = ex.notes, ex.warnings
         if settings.mode == "material":
             tex = properties.texture_size_of(ex.spec.material) if settings.texture_source == "target" else None
