@@ -1,12 +1,12 @@
-"""Helpers for the add-on tests: run bpy code in a fresh process (bpy's state is global), a fast stand-in for
-`mrd_backend.loop.optimize` (the worker loads it through MRD_WORKER_OPTIMIZER) and tiny test images."""
+"""Helpers for the add-on tests: run a driver script of tests/blender/ in a fresh bpy process (bpy's state is
+global), a fast stand-in for `mrd_backend.loop.optimize` (the worker loads it through MRD_WORKER_OPTIMIZER) and
+tiny test images."""
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,18 +38,6 @@ def env(**extra) -> dict:
     return e
 
 
-# What run_bpy puts before its code: the shared set-up of tests/blender/driver.py (result, fresh, enable,
-# snapshot, settings, build_scene, StubLayout, draw_calls) and the usual imports.
-PRELUDE = """
-import json, sys, os
-import numpy as np
-import bpy
-sys.path[:0] = [{root!r}, {tests!r}, {drivers!r}]
-from driver import (build_scene, draw_calls, enable, fresh, record_step_times, result, settings, snapshot,
-                    StubLayout, update_times)
-"""
-
-
 def _result_of(proc) -> dict:
     for line in proc.stdout.splitlines():
         if line.startswith(MARK):
@@ -58,14 +46,6 @@ def _result_of(proc) -> dict:
             return out
     raise AssertionError(f"bpy script gave no result (exit {proc.returncode})\n--- stdout\n{proc.stdout[-4000:]}"
                          f"\n--- stderr\n{proc.stderr[-6000:]}")
-
-
-def run_bpy(code: str, timeout: float = 240, **extra_env) -> dict:
-    """Runs `code` in a new Python process with bpy; returns what it passed to result(...)."""
-    script = PRELUDE.format(root=str(ROOT), tests=str(ROOT / "tests"), drivers=str(DRIVERS)) + textwrap.dedent(code)
-    proc = subprocess.run([PY, "-c", script], capture_output=True, text=True, timeout=timeout, env=env(**extra_env),
-                          cwd=str(ROOT))
-    return _result_of(proc)
 
 
 def run_driver(script: str, *args, timeout: float = 240, **extra_env) -> dict:

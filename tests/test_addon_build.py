@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from addon_helpers import FAKE, ROOT, env, has_bpy, run_bpy  # noqa: I001  (puts the repository root on sys.path)
+from addon_helpers import FAKE, ROOT, env, has_bpy, run_driver  # noqa: I001  (puts the repository root on sys.path)
 import build_addon
 
 
@@ -84,18 +84,8 @@ def test_the_worker_runs_from_the_archive(dist, tmp_path):
 @pytest.mark.skipif(not has_bpy(), reason="needs the bpy module")
 def test_extension_installs_in_blender_5(dist, tmp_path):
     _, ext = dist
-    r = run_bpy(f"""
-bpy.ops.extensions.package_install_files(filepath={str(ext)!r}, repo="user_default", enable_on_install=True)
-mods = [m for m in bpy.context.preferences.addons.keys() if "mrd" in m]
-import importlib
-mod = importlib.import_module(mods[0])
-client = importlib.import_module(mods[0] + ".client")
-bpy.ops.mesh.primitive_monkey_add()
-export = importlib.import_module(mods[0] + ".export")
-spec = export.scene_spec(bpy.context.active_object)
-result(mods=mods, has_prop=hasattr(bpy.types.Scene, "mrd"), backend=client.backend().__name__,
-       file=mod.__file__, n=len(spec.vertices))
-""", HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT / "tests"))
+    r = run_driver("addon_build.py", "extension_install", ext, HOME=str(tmp_path / "home"),
+                   PYTHONPATH=str(ROOT / "tests"))
     assert r["mods"] == ["bl_ext.user_default.mrd_blender_addon"] and r["has_prop"]
     assert r["backend"] == "bl_ext.user_default.mrd_blender_addon.mrd_backend"  # the archive's own copy
     assert str(tmp_path / "home") in r["file"] and r["n"] > 500
@@ -105,10 +95,5 @@ result(mods=mods, has_prop=hasattr(bpy.types.Scene, "mrd"), backend=client.backe
 @pytest.mark.slow
 @pytest.mark.skipif(not has_bpy(), reason="needs the bpy module")
 def test_objective_list_matches_the_backend():
-    r = run_bpy("""
-from mrd_blender_addon import properties
-from mrd_backend.objectives import REGISTRY, objective_class
-result(addon={k: s for k, _, _, s in properties.MODELS},
-       backend={k: objective_class(k).native_size for k in REGISTRY})
-""")
+    r = run_driver("addon_build.py", "objective_list")
     assert r["addon"] == r["backend"]

@@ -1,6 +1,6 @@
-"""Shared set-up of the add-on tests' bpy processes: imported by the driver scripts in this folder and by the code
-that tests/addon_helpers.py `run_bpy` runs. Each bpy test runs in a fresh Python process (bpy's state is global),
-and sends its outcome back as one line `@@RESULT@@{json}` (`result(...)`), which `run_bpy` / `run_driver` read.
+"""Shared set-up of the add-on tests' bpy processes, imported by the driver scripts in this folder. Each bpy test
+runs a driver in a fresh Python process (tests/addon_helpers.py `run_driver`; bpy's state is global) and sends its
+outcome back as one line `@@RESULT@@{json}` (`result(...)`), which `run_driver` reads.
 """
 from __future__ import annotations
 
