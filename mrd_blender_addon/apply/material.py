@@ -6,14 +6,7 @@ import bpy
 import numpy as np
 
 from ..bpy_arrays import input_socket, set_image
-
-# Backend material parameter -> Principled BSDF socket names (4.x first, then 3.x).
-SOCKETS = {"base_color": ("Base Color",), "roughness": ("Roughness",), "metallic": ("Metallic",),
-           "specular": ("Specular IOR Level", "Specular"), "spec_tint": ("Specular Tint",),
-           "anisotropic": ("Anisotropic",), "sheen": ("Sheen Weight", "Sheen"), "sheen_tint": ("Sheen Tint",),
-           "clearcoat": ("Coat Weight", "Clearcoat"), "spec_trans": ("Transmission Weight", "Transmission"),
-           "eta": ("IOR",)}
-COLOR_PARAMS = {"base_color"}
+from ..principled import COLOR_PARAMS, SOCKETS, ior_reflectance, level_from_specular
 
 
 def result_material(name: str, target):
@@ -68,10 +61,8 @@ def apply_values(mat, values: dict):
         if socket is None or socket.is_linked or value is None:
             continue
         if key == "specular" and socket.name == "Specular IOR Level":
-            # Mitsuba F0 = 0.08 specular; Blender 4+: F0 = ((ior-1)/(ior+1))^2 * 2 level
             ior = bsdf.inputs.get("IOR")
-            r = ((ior.default_value - 1) / (ior.default_value + 1)) ** 2 if ior is not None else 0.04
-            value = float(value) * 0.08 / max(2 * r, 1e-6)
+            value = level_from_specular(value, ior_reflectance(ior.default_value) if ior is not None else 0.04)
         _set_socket(socket, value, base_rgb if key.endswith("_tint") else None)
 
 

@@ -6,14 +6,15 @@ import numpy as np
 
 from ..bpy_arrays import input_socket, linked_node, output_node
 from ..client import backend
+from ..principled import SOCKETS, specular_from_level
 from .images import image_array
 
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Blender's default (Rec.709) colour -> float weights
 BLENDER_DEFAULT_GREY = 0.8
 # Principled features Mitsuba's principled BSDF is exported without: (label, socket names 4.x first, then 3.x)
-IGNORED_FEATURES = (("coat", ("Coat Weight", "Clearcoat")), ("sheen", ("Sheen Weight", "Sheen")),
+IGNORED_FEATURES = (("coat", SOCKETS["clearcoat"]), ("sheen", SOCKETS["sheen"]),
                     ("subsurface", ("Subsurface Weight", "Subsurface")), ("emission", ("Emission Strength",)),
-                    ("anisotropy", ("Anisotropic",)))
+                    ("anisotropy", SOCKETS["anisotropic"]))
 
 
 def _texture_mapping_notes(src, label, notes):
@@ -52,8 +53,7 @@ def _socket_value(node, names, where, notes, fallback, kind, image_ok=True):
 
 
 def _specular(shader, where, notes) -> float | None:
-    """Mitsuba's `specular` (F0 = 0.08 specular) from Blender 4's IOR and Specular IOR Level (F0 =
-    ((ior-1)/(ior+1))^2 * 2 level), or from 3.x's Specular socket."""
+    """Mitsuba's `specular` from Blender 4's IOR and Specular IOR Level, or from 3.x's Specular socket."""
     level = input_socket(shader, "Specular IOR Level")
     if level is None:
         spec = input_socket(shader, "Specular")
@@ -61,10 +61,9 @@ def _specular(shader, where, notes) -> float | None:
     ior = input_socket(shader, "IOR")
     ior_v = float(ior.default_value) if ior is not None and not ior.is_linked else 1.5
     lvl = float(level.default_value) if not level.is_linked else 0.5
-    f0 = ((ior_v - 1) / (ior_v + 1)) ** 2 * 2 * lvl
     if level.is_linked or (ior is not None and ior.is_linked):
         notes.append(f"{where}: a linked IOR / Specular IOR Level is replaced by its default")
-    return max(f0 / 0.08, 1e-3)
+    return specular_from_level(ior_v, lvl)
 
 
 def _used(socket) -> bool:
@@ -73,7 +72,7 @@ def _used(socket) -> bool:
 
 def _ignored_features(shader) -> list[str]:
     """The Principled features in use that the export leaves out."""
-    ignored = ["transmission"] if _used(input_socket(shader, "Transmission Weight", "Transmission")) else []
+    ignored = ["transmission"] if _used(input_socket(shader, *SOCKETS["spec_trans"])) else []
     for label, names in IGNORED_FEATURES:
         if _used(input_socket(shader, *names)):
             if label == "emission":
