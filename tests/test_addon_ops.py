@@ -105,3 +105,9 @@ def test_preferences_check_and_install_report_problems(tmp_path):
     ok, text, log = r["install"]
     assert ok == "no" and "failed (exit 1)" in text and "backend-install.log" in text
     assert "No module named venv" in log
+
+
+def test_run_folders_started_in_the_same_second_get_the_backends_suffixes(tmp_path):
+    r = run_driver(DRIVER, "run_folder_names", tmp_path)
+    assert r["names"] == ["Suzanne-shape-mae-20260102-030405", "Suzanne-shape-mae-20260102-030405-2",
+                          "Suzanne-shape-mae-20260102-030405-3"]

@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 import bpy
 import numpy as np
@@ -276,6 +277,26 @@ def preferences_check_and_install(tmp):
     result(**out)
 
 
+def run_folder_names(tmp):
+    """Run folders taken in the same second: the backend's suffixes -2, -3 (never a reused folder)."""
+    import datetime as dt
+
+    from mrd_blender_addon import run_folder
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 1, 2, 3, 4, 5)
+    run_folder.datetime = Frozen
+    root = Path(tmp) / "runs"
+    names = []
+    for _ in range(3):
+        path = run_folder.new_run_folder(root, "Suzanne-shape-mae")
+        path.mkdir(parents=True)
+        names.append(path.name)
+    result(names=names)
+
+
 if __name__ == "__main__":
     main({f.__name__: f for f in (register_unregister, shape_run, material_run, timer_and_cancel, bad_inputs,
-                                  panels_and_preferences, preferences_check_and_install)})
+                                  panels_and_preferences, preferences_check_and_install, run_folder_names)})
