@@ -3,41 +3,35 @@
 Interactive sessions drain the worker from a `bpy.app.timers` callback (`Job.tick`, a few milliseconds of main-thread
 time per step); background mode (`blender -b`) blocks in `Job.run_blocking` until the run ends. The .blend is only
 changed by results: the result object appears with the first step, and nothing is created when a run fails before.
+
+Besides the Job class this module holds the one-current-job state (CURRENT, LAST, the timer, launch, shutdown) that
+the operators, the panel and the tests share, which is why it is a little over 400 lines. The run folder and its
+inputs are run_folder.py's, the text a run shows progress.py's, the status bar and reports ui.py's.
 """
 from __future__ import annotations
 
-import json
 import sys
-import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import bpy
 import numpy as np
 
-from . import apply, client, export, preferences, properties
+from . import apply, client, export, preferences, properties, ui
+from .progress import JobText
+from .run_folder import clean_name, new_run_folder, output_root, resumable_config, write_inputs
 
 CURRENT = None   # the running Job (one at a time)
 LAST = None      # the last finished Job (the panel shows its outcome)
 TICK = 0.1       # seconds between timer calls while a run goes
 CANCEL_UI_SECONDS = 1.0   # after Cancel, the UI waits this long for the worker's last step, then lets go of it
-WARMUP_STEPS = 2          # steps left out of the time-left estimate (start-up, kernel compilation)
+# Callables (job, step event, live, main-thread seconds the step took) run after each step event: instrumentation
+# (scripts/bench_addon.py `StepTimes` records timings with one); the add-on itself installs none.
+STEP_HOOKS: list = []
 
 
 class JobError(Exception):
     """A run could not start: one line saying what to do. Nothing in the .blend was changed."""
-
-
-def _clean(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "object"
-
-
-def output_root(settings) -> Path:
-    raw = settings.output_dir or "//mrd_runs"
-    if raw.startswith("//") and not bpy.data.filepath:
-        return Path(tempfile.gettempdir()) / "mrd_runs"
-    return Path(bpy.path.abspath(raw))
 
 
 def resolve_target(context, settings):
@@ -47,13 +41,33 @@ def resolve_target(context, settings):
         obj = sel[0] if sel else None
     if obj is None:
         raise JobError("nothing is selected: select the mesh to make a metamer of (or set Target in the MRD panel)")
-    if obj.type != "MESH":
-        raise JobError(f"{obj.name!r} is a {obj.type.lower()} object, not a mesh: select a mesh, or convert it with "
-                       "Object > Convert > Mesh")
+    problem = export.mesh_problem(obj)
+    if problem:
+        raise JobError(problem)
     return obj
 
 
-class Job:
+def _export(context, settings, target, size: int):
+    """The target's Export and the start mesh (None: the icosphere). Raises JobError."""
+    errors = client.backend().errors
+    try:
+        ex = export.export_target(target, context, views=settings.views, width=size, height=size)
+        start = None
+        if settings.mode == "shape" and settings.start == "object":
+            if settings.start_object is None:
+                raise export.ExportError("Start is 'Object' but no start object is set: pick a mesh or use the "
+                                         "icosphere")
+            start = export.start_mesh(settings.start_object)
+    except (export.ExportError, errors.MRDError) as exc:
+        raise JobError(str(exc)) from None
+    return ex, start
+
+
+class Job(JobText):
+    """One run: started (or resumed) from Blender, its worker's events applied, finished. The text it shows is
+    JobText's (progress.py)."""
+
+
     def __init__(self):
         self.status = "starting"      # starting | running | cancelling | done | stopped_early | cancelled | failed
         self.message = ""
@@ -72,11 +86,7 @@ class Job:
         self.target_name = ""
         self.mode = "shape"
         self.start_mesh = None
-        self.update_times: list[float] = []   # main-thread seconds per applied update (the benchmark reads them)
-        self.latencies: list[float] = []      # seconds from the worker's emit to Blender applying the step
-        self.write_times: list[float] = []    # worker seconds spent writing each step's arrays
-        self.elapsed_list: list[float] = []   # the worker's clock at each step (intervals = step + overhead)
-        self.events_seen = 0
+        self.elapsed_list: list[float] = []   # the worker's clock at each step (time_left reads the intervals)
         self.done_event: dict | None = None
         self._keep_every = 10
         self.cancel_time = None               # time.monotonic() of the Cancel press
@@ -97,12 +107,7 @@ class Job:
         problem = client.python_problem(python)
         if problem:
             raise JobError(problem)
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = output_root(settings) / f"{_clean(target.name)}-{settings.mode}-{settings.model}-{stamp}"
-        i = 2
-        while run_dir.exists():
-            run_dir = run_dir.with_name(f"{run_dir.name.split('~')[0]}~{i}")
-            i += 1
+        run_dir = new_run_folder(output_root(settings), f"{clean_name(target.name)}-{settings.mode}-{settings.model}")
         p = preferences.prefs(context)
         try:
             cfg = properties.run_config(settings, str(run_dir), bpy.path.abspath(p.weights_dir)
@@ -110,17 +115,7 @@ class Job:
         except ValueError as exc:
             raise JobError(str(exc)) from None
         size = cfg["width"]
-        errors = client.backend().errors
-        try:
-            ex = export.export_target(target, context, views=settings.views, width=size, height=size)
-            start = None
-            if settings.mode == "shape" and settings.start == "object":
-                if settings.start_object is None:
-                    raise export.ExportError("Start is 'Object' but no start object is set: pick a mesh or use "
-                                             "the icosphere")
-                start = export.start_mesh(settings.start_object)
-        except (export.ExportError, errors.MRDError) as exc:
-            raise JobError(str(exc)) from None
+        ex, start = _export(context, settings, target, size)
         job.notes, job.warnings = ex.notes, ex.warnings
         if settings.mode == "material":
             tex = properties.texture_size_of(ex.spec.material) if settings.texture_source == "target" else None
@@ -128,14 +123,8 @@ class Job:
                 cfg["texture_size"] = tex
             job.notes.append(f"material textures of {cfg['texture_size'][0]}x{cfg['texture_size'][1]} "
                              + ("(the target's)" if tex is not None else "(Texture size)"))
-        inputs = run_dir / "input"
         try:
-            inputs.mkdir(parents=True, exist_ok=True)
-            client.backend().scene.io.save_spec(ex.spec, inputs / "scene.npz")
-            (inputs / "config.json").write_text(json.dumps(cfg, indent=1))
-            (inputs / "notes.txt").write_text("\n".join(ex.warnings + ex.notes) + "\n")
-            if start is not None:
-                np.savez(inputs / "start.npz", vertices=start[0], faces=start[1])
+            inputs = write_inputs(run_dir, ex.spec, cfg, ex.warnings + ex.notes, start)
         except OSError as exc:
             raise JobError(f"cannot write the run folder {run_dir}: {exc.strerror or exc}; choose another Output "
                            "folder") from None
@@ -166,19 +155,10 @@ class Job:
             run_dir = client.confined_run_folder(run_dir, output_root(context.scene.mrd))
         except RuntimeError as exc:
             raise JobError(str(exc)) from None
-        inputs = run_dir / "input"
         try:
-            cfg = json.loads((inputs / "config.json").read_text())
-        except (OSError, ValueError):
-            raise JobError(f"{run_dir} is not a run folder made by this add-on (no input/config.json): start a "
-                           "new run instead") from None
-        try:
-            status = json.loads((run_dir / "report.json").read_text()).get("status")
-        except (OSError, ValueError):
-            status = None
-        if status in ("done", "stopped_early"):
-            raise JobError(f"the run in {run_dir} has ended ({status}): only a cancelled (or crashed) run can be "
-                           "resumed")
+            cfg = resumable_config(run_dir)
+        except ValueError as exc:
+            raise JobError(str(exc)) from None
         result = next((o for o in bpy.data.objects if o.get("mrd_role") == "result" and o.get("mrd_run")
                        and Path(str(o["mrd_run"])).resolve() == run_dir), None)
         job = cls()
@@ -234,7 +214,6 @@ class Job:
         steps = [e for e in events if e.get("event") == "step"]
         newest = steps[-1] if steps else None
         for ev in events:
-            self.events_seen += 1
             kind = ev.get("event")
             if kind == "hello":
                 self.epochs = int(ev.get("epochs") or self.epochs)
@@ -289,12 +268,8 @@ class Job:
                 if not any(w.startswith("could not show step") for w in self.warnings):
                     self.warnings.append(msg)
                     self._print("warning: " + msg, error=True)
-        if live:
-            self.update_times.append(time.perf_counter() - t0)
-        if ev.get("sent"):
-            self.latencies.append(time.time() - float(ev["sent"]))
-        if ev.get("write_seconds") is not None:
-            self.write_times.append(float(ev["write_seconds"]))
+        for hook in STEP_HOOKS:
+            hook(self, ev, live, time.perf_counter() - t0)
         self.elapsed_list.append(float(self.elapsed or 0.0))
         if last and self.finish_time is None:
             self.finish_time = time.monotonic()
@@ -325,15 +300,15 @@ class Job:
             events = self.worker.poll()
             if events:
                 self.handle(events)
-                _ui_update(self)
+                ui.update(self)
         except Exception as exc:  # never let a timer die silently with the worker still running
             self.worker.terminate(grace=2)
             self._finish("failed", f"the add-on failed while applying a step ({type(exc).__name__}: {exc})")
-            _ui_update(self)
+            ui.update(self)
         if self.status == "cancelling" and self.cancel_time is not None \
                 and time.monotonic() - self.cancel_time > CANCEL_UI_SECONDS:
             self.let_go("cancelled", "cancelled; the backend finishes writing its files in the background")
-            _ui_update(self)
+            ui.update(self)
         if not self.active:
             _on_finished(self)
             return None
@@ -386,96 +361,8 @@ class Job:
         if self.active:
             self.status, self.message = "cancelled", "stopped (Blender closed the file or the add-on)"
 
-    # -- text ---------------------------------------------------------------------------------------------
-    def time_left(self) -> float | None:
-        """Seconds left, from steady-state steps only: the median of the latest step intervals after the first
-        WARMUP_STEPS (start-up and kernel compilation make the first ones many times longer). None until known."""
-        t = self.elapsed_list
-        if self.step is None or len(t) < WARMUP_STEPS + 2:
-            return None
-        steady = np.diff(np.asarray(t[WARMUP_STEPS:], np.float64))[-20:]
-        steady = steady[steady >= 0]
-        if not len(steady):
-            return None
-        return float(np.median(steady)) * max(0, self.epochs - self.step - 1)
-
-    def phase_text(self) -> str | None:
-        """After the last step (or a cancel) the backend renders the result and measures the evidence: a phase of
-        its own, with its time so far (and its progress, when the backend sends `phase` events)."""
-        if self.finish_time is None or not self.active:
-            return None
-        spent = _duration(time.monotonic() - self.finish_time)
-        if self.phase and self.phase.get("total"):
-            return (f"{self.phase.get('name', 'finishing')} {int(self.phase.get('done', 0))}/"
-                    f"{int(self.phase['total'])} ({spent})")
-        what = "stopping: final files" if self.status == "cancelling" else "finishing: final renders, evidence"
-        return f"{what} ({spent})"
-
-    def progress_text(self) -> str:
-        if self.step is None:
-            return f"MRD: starting the backend ({self.target_name})"
-        parts = [f"MRD: step {self.step + 1}/{self.epochs}"]
-        if self.loss is not None:
-            parts.append(f"loss {self.loss:.4g}")
-        if self.similarity is not None:
-            parts.append(f"similarity {self.similarity:.3f}")
-        phase = self.phase_text()
-        if phase:
-            parts.append(phase)
-        elif self.active:
-            left = self.time_left()
-            parts.append(f"{_duration(left)} left" if left is not None else "estimating time left")
-        return "  ".join(parts)
-
-    def summary(self, files: bool = True) -> str:
-        """One line on the outcome; `files=False` leaves out the run folder (the panel names it apart)."""
-        where = f" in {self.run_dir}" if self.run_dir and files else ""
-        if self.status == "failed":
-            return f"MRD failed: {self.message}" + (f" (results so far{where})" if self.step is not None else "")
-        result = f"; result: {self.writer.name}" if self.writer is not None else ""
-        sim = f", similarity {self.similarity:.3f}" if self.similarity is not None else ""
-        n = 0 if self.step is None else self.step + 1
-        return f"MRD {self.status}: {n}/{self.epochs} steps{sim}{result}" + (f"; files{where}" if where else "")
-
     def _print(self, text, error=False):
         print(text, file=sys.stderr if error else sys.stdout, flush=True)
-
-
-def _duration(s):
-    s = int(s or 0)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else (f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
-
-
-# -- UI glue (interactive only) ---------------------------------------------------------------------------
-def _windows():
-    wm = bpy.context.window_manager
-    return list(getattr(wm, "windows", []) or [])
-
-
-def _status_text(win, text):
-    try:
-        with bpy.context.temp_override(window=win):
-            win.workspace.status_text_set(text)
-    except Exception:   # a window closing or without a workspace: the status line is cosmetic
-        pass
-
-
-def _ui_update(job):
-    text = job.progress_text() if job.active else None
-    for win in _windows():
-        _status_text(win, text)
-        for area in win.screen.areas:
-            if area.type in ("VIEW_3D", "IMAGE_EDITOR", "PROPERTIES"):
-                area.tag_redraw()
-
-
-def _report(level, message):
-    for win in _windows()[:1]:
-        try:
-            with bpy.context.temp_override(window=win):
-                bpy.ops.mrd.report("EXEC_DEFAULT", level=level, message=message)
-        except Exception:
-            pass
 
 
 def _on_finished(job):
@@ -485,16 +372,11 @@ def _on_finished(job):
     LAST = job
     if bpy.app.background:
         return
-    _ui_update(job)
+    ui.update(job)
     level = "ERROR" if job.status == "failed" else "INFO"
-    _report(level, job.summary())
+    ui.report(level, job.summary())
     if job.writer is not None:
-        for win in _windows()[:1]:
-            try:
-                with bpy.context.temp_override(window=win):
-                    bpy.ops.ed.undo_push(message=f"MRD metamer of {job.target_name}")
-            except Exception:
-                pass
+        ui.undo_push(f"MRD metamer of {job.target_name}")
 
 
 def _timer():
@@ -516,7 +398,7 @@ def launch(context, settings=None, python=None, resume_dir=None) -> Job:
         job.run_blocking()
     else:
         bpy.app.timers.register(_timer, first_interval=TICK)
-        _ui_update(job)
+        ui.update(job)
     return job
 
 
@@ -560,8 +442,8 @@ def shutdown():
     if CURRENT is not None:
         CURRENT.shutdown()
         CURRENT = None
-    for win in _windows():
-        _status_text(win, None)
+    for win in ui.windows():
+        ui.status_text(win, None)
 
 
 

@@ -5,11 +5,18 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from . import apply, job
+from . import apply, bpy_arrays, job
 
 
 def _busy():
     return job.CURRENT is not None and job.CURRENT.active
+
+
+def _refuse(cls, why: str) -> bool:
+    """poll() says no, and why (Blender 3.0+ shows it on the greyed-out button)."""
+    if hasattr(cls, "poll_message_set"):
+        cls.poll_message_set(why)
+    return False
 
 
 class MRD_OT_optimize_metamer(bpy.types.Operator):
@@ -22,9 +29,7 @@ class MRD_OT_optimize_metamer(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         if _busy():
-            if hasattr(cls, "poll_message_set"):
-                cls.poll_message_set("a run is going: cancel it first")
-            return False
+            return _refuse(cls, "a run is going: cancel it first")
         return context.scene is not None and hasattr(context.scene, "mrd")
 
     def execute(self, context):
@@ -76,9 +81,7 @@ class MRD_OT_resume(bpy.types.Operator):
         if _busy():
             return False
         if job.resumable_run(context) is None:
-            if hasattr(cls, "poll_message_set"):
-                cls.poll_message_set("no cancelled run to resume (select its result)")
-            return False
+            return _refuse(cls, "no cancelled run to resume (select its result)")
         return True
 
     def execute(self, context):
@@ -151,7 +154,7 @@ class MRD_OT_open_renders(bpy.types.Operator):
             for rel in names:
                 path = folder / rel
                 if path.is_file():
-                    images.append(apply.load_image(path, f"{folder.name} {Path(rel).stem}"))
+                    images.append(bpy_arrays.load_image(path, f"{folder.name} {Path(rel).stem}"))
             if not images:
                 self.report({"ERROR"}, f"{folder} has no {self.which} renders yet (they are written when the run "
                                        "starts / ends)")

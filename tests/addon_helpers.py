@@ -1,12 +1,12 @@
-"""Helpers for the add-on tests: run bpy code in a fresh process (bpy's state is global), a fast stand-in for
-`mrd_backend.optimization.loop.optimize` (the worker loads it through MRD_WORKER_OPTIMIZER) and tiny test images."""
+"""Helpers for the add-on tests: run a driver script of tests/blender/ in a fresh bpy process (bpy's state is
+global), a fast stand-in for `mrd_backend.optimization.loop.optimize` (the worker loads it through MRD_WORKER_OPTIMIZER) and
+tiny test images."""
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +19,7 @@ if str(ROOT) not in sys.path:  # mrd_blender_addon and build_addon live at the r
 PY = sys.executable
 FAKE = "addon_helpers:fake_optimize"
 MARK = "@@RESULT@@"
+DRIVERS = ROOT / "tests" / "blender"   # the driver scripts run in a bpy process
 
 
 def has_bpy() -> bool:
@@ -37,28 +38,7 @@ def env(**extra) -> dict:
     return e
 
 
-PRELUDE = """
-import json, sys, os
-import numpy as np
-import bpy
-sys.path[:0] = [{root!r}, {tests!r}]
-def result(**kw):
-    print({mark!r} + json.dumps(kw, default=lambda x: x.tolist() if hasattr(x, 'tolist') else str(x)), flush=True)
-def fresh():
-    bpy.ops.wm.read_homefile(use_empty=True)
-def enable():
-    import addon_utils
-    mod = addon_utils.enable("mrd_blender_addon", default_set=True, handle_error=None)
-    assert mod is not None, "the add-on did not enable"
-    return mod
-"""
-
-
-def run_bpy(code: str, timeout: float = 240, **extra_env) -> dict:
-    """Runs `code` in a new Python process with bpy; returns what it passed to result(...)."""
-    script = PRELUDE.format(root=str(ROOT), tests=str(ROOT / "tests"), mark=MARK) + textwrap.dedent(code)
-    proc = subprocess.run([PY, "-c", script], capture_output=True, text=True, timeout=timeout, env=env(**extra_env),
-                          cwd=str(ROOT))
+def _result_of(proc) -> dict:
     for line in proc.stdout.splitlines():
         if line.startswith(MARK):
             out = json.loads(line[len(MARK):])
@@ -66,6 +46,14 @@ def run_bpy(code: str, timeout: float = 240, **extra_env) -> dict:
             return out
     raise AssertionError(f"bpy script gave no result (exit {proc.returncode})\n--- stdout\n{proc.stdout[-4000:]}"
                          f"\n--- stderr\n{proc.stderr[-6000:]}")
+
+
+def run_driver(script: str, *args, timeout: float = 240, **extra_env) -> dict:
+    """Runs tests/blender/`script` with `args` (str()-ed) in a new Python process with bpy; returns what it
+    passed to result(...)."""
+    proc = subprocess.run([PY, str(DRIVERS / script), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env(**extra_env), cwd=str(ROOT))
+    return _result_of(proc)
 
 
 # -- a fast stand-in for the run loop ---------------------------------------------------------------------------
@@ -179,97 +167,3 @@ def write_hdr(path: Path, h: int = 8, w: int = 16, img: np.ndarray | None = None
     Path(path).write_bytes(header + rgbe.tobytes())
     decoded = rgbe[..., :3].astype(np.float32) * np.exp2(rgbe[..., 3:4].astype(np.float32) - 136)
     return np.where(rgbe[..., 3:4] == 0, 0.0, decoded).astype(np.float32)
-
-
-# -- a test scene, built inside the bpy process (paste SCENE into run_bpy code, then call build_scene(tmp)) --------
-SCENE = '''
-def build_scene(tmp, texture=True, hdr=True, rotation_z=30.0, strength=1.5, mapping_type="TEXTURE"):
-    """Monkey (moved, rotated, scaled, subdivided) with a Principled material (an image texture on Base Color,
-    roughness 0.6, metallic 0.1) under an HDRI world (Environment Texture + Mapping + Background strength)."""
-    import math
-    from addon_helpers import write_hdr
-    fresh()
-    bpy.ops.mesh.primitive_monkey_add(location=(0.5, -0.3, 0.2), rotation=(0.2, 0.0, 0.6))
-    ob = bpy.context.active_object
-    ob.scale = (1.0, 1.2, 0.9)
-    mod = ob.modifiers.new("subsurf", "SUBSURF")
-    mod.levels = 1
-    mat = bpy.data.materials.new("MonkeyMat")
-    mat.use_nodes = True
-    nt = mat.node_tree
-    bsdf = nt.nodes["Principled BSDF"]
-    bsdf.inputs["Roughness"].default_value = 0.6
-    bsdf.inputs["Metallic"].default_value = 0.1
-    bsdf.inputs["Base Color"].default_value = (0.8, 0.3, 0.2, 1.0)
-    expected = {"hdr": None, "tex": None}
-    if texture:
-        img = bpy.data.images.new("checker", 8, 4, alpha=False)
-        px = np.zeros((4, 8, 4), np.float32)
-        px[..., 3] = 1
-        px[..., 0] = np.linspace(0, 1, 8)[None, :]
-        px[..., 1] = np.linspace(0, 1, 4)[:, None]
-        px[..., 2] = 0.25
-        img.pixels.foreach_set(px.ravel())
-        img.filepath_raw = os.path.join(tmp, "checker.png")
-        img.file_format = "PNG"
-        img.save()
-        img = bpy.data.images.load(os.path.join(tmp, "checker.png"))
-        node = nt.nodes.new("ShaderNodeTexImage")
-        node.image = img
-        nt.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
-        raw = np.zeros(img.size[0] * img.size[1] * 4, np.float32)
-        img.pixels.foreach_get(raw)
-        expected["tex"] = raw.reshape(img.size[1], img.size[0], 4)[::-1, :, :3]
-    ob.data.materials.append(mat)
-    world = bpy.data.worlds.new("World")
-    bpy.context.scene.world = world
-    world.use_nodes = True
-    wt = world.node_tree
-    bg = wt.nodes["Background"]
-    bg.inputs["Strength"].default_value = strength
-    if hdr:
-        expected["hdr"] = write_hdr(os.path.join(tmp, "sky.hdr"), 16, 32)
-        env = wt.nodes.new("ShaderNodeTexEnvironment")
-        env.image = bpy.data.images.load(os.path.join(tmp, "sky.hdr"))
-        wt.links.new(env.outputs["Color"], bg.inputs["Color"])
-        mapping = wt.nodes.new("ShaderNodeMapping")
-        mapping.vector_type = mapping_type
-        mapping.inputs["Rotation"].default_value[2] = math.radians(rotation_z)
-        coord = wt.nodes.new("ShaderNodeTexCoord")
-        wt.links.new(coord.outputs["Generated"], mapping.inputs["Vector"])
-        wt.links.new(mapping.outputs["Vector"], env.inputs["Vector"])
-    else:
-        bg.inputs["Color"].default_value = (0.2, 0.4, 0.6, 1.0)
-    bpy.context.view_layer.objects.active = ob
-    ob.select_set(True)
-    return ob, expected
-'''
-
-
-# -- a stand-in UILayout that records what a draw() asks for and checks every property exists ---------------------
-STUB_LAYOUT = '''
-class StubLayout:
-    def __init__(self, log):
-        self.log, self.enabled, self.active = log, True, True
-    def _child(self, *a, **k):
-        return StubLayout(self.log)
-    row = column = box = split = grid_flow = column_flow = _child
-    def prop(self, data, name, **k):
-        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
-        self.log.append(("prop", name))
-    def operator(self, idname, **k):
-        mod, op = idname.split(".")
-        assert hasattr(getattr(bpy.ops, mod), op), f"no operator {idname}"
-        self.log.append(("operator", idname))
-        return type("Props", (), {})()
-    def label(self, text="", **k):
-        self.log.append(("label", text))
-    def separator(self, **k):
-        pass
-    def progress(self, **k):
-        self.log.append(("progress", k.get("text")))
-def draw_calls(panel_cls, context):
-    log = []
-    panel_cls.draw(type("P", (), {"layout": StubLayout(log)})(), context)
-    return log
-'''

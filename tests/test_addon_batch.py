@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from addon_helpers import FAKE, ROOT, SCENE, env, has_bpy, run_bpy
+from addon_helpers import FAKE, ROOT, env, has_bpy, run_driver
 
 pytestmark = [pytest.mark.blender]
 FAKE_ENV = {"MRD_WORKER_OPTIMIZER": FAKE, "MRD_WORKER_PYTHONPATH": str(ROOT / "tests")}
@@ -13,33 +13,14 @@ BATCH = str(ROOT / "scripts" / "mrd_blender_batch.py")
 
 
 def _scene_blend(tmp_path):
-    run_bpy(SCENE + f"""
-ob, _ = build_scene({str(tmp_path)!r}, texture=False)
-ob.name = "Target"
-bpy.ops.wm.save_as_mainfile(filepath={str(tmp_path / "scene.blend")!r})
-result(ok=True)
-""")
+    run_driver("addon_batch.py", "scene_blend", tmp_path)
     return tmp_path / "scene.blend"
 
 
 @pytest.mark.skipif(not has_bpy(), reason="needs the bpy module")
 def test_batch_script_with_the_bpy_module(tmp_path):
     blend = _scene_blend(tmp_path)
-    r = run_bpy(f"""
-import runpy
-bpy.ops.wm.open_mainfile(filepath={str(blend)!r})
-def batch(*args):
-    sys.argv = ["blender", "--", *args]
-    return runpy.run_path({BATCH!r}, run_name="mrd_batch")["main"]()
-codes = {{}}
-codes["bad_target"] = batch("--target", "Nope")
-codes["bad_model"] = batch("--target", "Target", "--model", "alexnet")
-codes["ok"] = batch("--target", "Target", "--epochs", "4", "--views", "2", "--resolution", "16",
-                    "--output", {str(tmp_path / "runs")!r}, "--save", {str(tmp_path / "out.blend")!r})
-bpy.ops.wm.open_mainfile(filepath={str(tmp_path / "out.blend")!r})
-res = bpy.data.objects.get("Target.metamer")
-result(codes=codes, res=res is not None and res.get("mrd_status"), epochs=bpy.context.scene.mrd.epochs)
-""", **FAKE_ENV)
+    r = run_driver("addon_batch.py", "batch_calls", tmp_path, blend, BATCH, **FAKE_ENV)
     assert r["codes"] == {"bad_target": 2, "bad_model": 2, "ok": 0}
     assert "no object named 'Nope'" in r["_stderr"] and "--model 'alexnet'" in r["_stderr"]
     assert r["res"] == "done" and r["epochs"] == 4  # the settings are saved with the file

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from addon_helpers import FAKE, ROOT, env, has_bpy, run_bpy  # noqa: I001  (puts the repository root on sys.path)
+from addon_helpers import FAKE, ROOT, env, has_bpy, run_driver  # noqa: I001  (puts the repository root on sys.path)
 import build_addon
 
 
@@ -21,7 +21,8 @@ def test_legacy_zip_layout(dist):
     legacy, _ = dist
     names = zipfile.ZipFile(legacy).namelist()
     assert all(n.startswith("mrd_blender_addon/") for n in names)
-    for need in ("__init__.py", "export.py", "apply.py", "client.py", "operators.py", "panel.py", "properties.py",
+    for need in ("__init__.py", "export/__init__.py", "export/mesh.py", "apply/__init__.py", "apply/history.py",
+                 "bpy_arrays.py", "client.py", "operators.py", "panel.py", "properties.py",
                  "preferences.py", "mrd_backend/worker.py", "mrd_backend/scene/spec.py", "mrd_backend/scene/io.py",
                  "mrd_backend/optimization/loop.py", "requirements.txt"):
         assert f"mrd_blender_addon/{need}" in names, need
@@ -38,6 +39,8 @@ def test_extension_manifest(dist):
     z = zipfile.ZipFile(ext)
     assert "blender_manifest.toml" in z.namelist() and "__init__.py" in z.namelist()
     assert "mrd_backend/worker.py" in z.namelist()
+    for sub in ("bpy_arrays.py", "export/__init__.py", "export/world.py", "apply/__init__.py", "apply/material.py"):
+        assert sub in z.namelist(), sub   # the add-on's sub-packages travel in the extension too
     m = tomllib.loads(z.read("blender_manifest.toml").decode())
     for key in ("schema_version", "id", "version", "name", "tagline", "maintainer", "type", "blender_version_min",
                 "license"):
@@ -81,18 +84,8 @@ def test_the_worker_runs_from_the_archive(dist, tmp_path):
 @pytest.mark.skipif(not has_bpy(), reason="needs the bpy module")
 def test_extension_installs_in_blender_5(dist, tmp_path):
     _, ext = dist
-    r = run_bpy(f"""
-bpy.ops.extensions.package_install_files(filepath={str(ext)!r}, repo="user_default", enable_on_install=True)
-mods = [m for m in bpy.context.preferences.addons.keys() if "mrd" in m]
-import importlib
-mod = importlib.import_module(mods[0])
-client = importlib.import_module(mods[0] + ".client")
-bpy.ops.mesh.primitive_monkey_add()
-export = importlib.import_module(mods[0] + ".export")
-spec = export.scene_spec(bpy.context.active_object)
-result(mods=mods, has_prop=hasattr(bpy.types.Scene, "mrd"), backend=client.backend().__name__,
-       file=mod.__file__, n=len(spec.vertices))
-""", HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT / "tests"))
+    r = run_driver("addon_build.py", "extension_install", ext, HOME=str(tmp_path / "home"),
+                   PYTHONPATH=str(ROOT / "tests"))
     assert r["mods"] == ["bl_ext.user_default.mrd_blender_addon"] and r["has_prop"]
     assert r["backend"] == "bl_ext.user_default.mrd_blender_addon.mrd_backend"  # the archive's own copy
     assert str(tmp_path / "home") in r["file"] and r["n"] > 500
@@ -102,10 +95,5 @@ result(mods=mods, has_prop=hasattr(bpy.types.Scene, "mrd"), backend=client.backe
 @pytest.mark.slow
 @pytest.mark.skipif(not has_bpy(), reason="needs the bpy module")
 def test_objective_list_matches_the_backend():
-    r = run_bpy("""
-from mrd_blender_addon import properties
-from mrd_backend.objectives import REGISTRY, objective_class
-result(addon={k: s for k, _, _, s in properties.MODELS},
-       backend={k: objective_class(k).native_size for k in REGISTRY})
-""")
+    r = run_driver("addon_build.py", "objective_list")
     assert r["addon"] == r["backend"]

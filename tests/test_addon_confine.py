@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from addon_helpers import SCENE, has_bpy, run_bpy
+from addon_helpers import has_bpy, run_driver
 from mrd_blender_addon import client
 
 
@@ -43,20 +43,6 @@ def test_resume_refuses_a_run_folder_outside_the_output_folder(tmp_path):
     victim = tmp_path / "victim"
     (victim / "input").mkdir(parents=True)
     (victim / "input" / "config.json").write_text(json.dumps({"mode": "shape", "epochs": 3, "out": str(victim)}))
-    r = run_bpy(SCENE + f"""
-enable()
-ob, _ = build_scene({str(tmp_path)!r}, texture=False)
-bpy.context.scene.mrd.output_dir = {str(tmp_path / "runs")!r}
-res = bpy.data.objects.new("Suzanne.metamer", ob.data.copy())   # a result from someone else's .blend
-bpy.context.scene.collection.objects.link(res)
-res["mrd_role"], res["mrd_run"], res["mrd_status"], res["mrd_target"] = "result", {str(victim)!r}, "cancelled", ob.name
-bpy.context.view_layer.objects.active = res
-try:
-    bpy.ops.mrd.resume()
-    msg = ""
-except RuntimeError as exc:
-    msg = str(exc)
-result(msg=msg)
-""")
+    r = run_driver("addon_confine.py", "resume_outside", tmp_path, victim)
     assert "not inside the results folder" in r["msg"]
     assert sorted(os.listdir(victim)) == ["input"]            # nothing written there

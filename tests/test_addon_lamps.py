@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from addon_helpers import ROOT, SCENE, env, has_bpy, run_bpy
+from addon_helpers import ROOT, env, has_bpy, run_driver
 
 needs_bpy = pytest.mark.skipif(not has_bpy(), reason="needs the bpy module (pip install bpy)")
 pytestmark = [pytest.mark.blender]
@@ -60,20 +60,7 @@ def test_each_lamp_lights_the_object_as_in_cycles(tmp_path):
 
 @needs_bpy
 def test_a_dark_scene_is_warned_about_before_the_run():
-    r = run_bpy(SCENE + """
-from mrd_blender_addon import export
-enable()
-ob, _ = build_scene("/tmp", texture=False, hdr=False, strength=0.1)   # a dim constant world, no lamp
-dark = export.export_target(ob, bpy.context, views=1, width=8, height=8)
-light = bpy.data.objects.new("Lamp", bpy.data.lights.new("Lamp", "POINT"))
-bpy.context.scene.collection.objects.link(light)
-light.location = (0, 0, 3)
-lit = export.export_target(ob, bpy.context, views=1, width=8, height=8)
-light.hide_render = True
-hidden = export.export_target(ob, bpy.context, views=1, width=8, height=8)
-result(dark=dark.warnings, lit=lit.warnings, lights=len(lit.spec.lights), kind=lit.spec.lights[0].kind,
-       hidden=len(hidden.spec.lights))
-""")
+    r = run_driver("addon_lamps.py", "dark_scene", "/tmp")
     assert any("nothing lights the target" in w and "add a lamp" in w for w in r["dark"]), r["dark"]
     assert not any("nothing lights" in w for w in r["lit"]) and r["lights"] == 1 and r["kind"] == "point"
     assert r["hidden"] == 0   # a lamp hidden from renders does not light the target
