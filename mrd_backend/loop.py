@@ -541,6 +541,8 @@ class Run:
         """Final renders, meshes, metrics, plots and report; runs after success, failure and cancellation."""
         self._finished = True
         c = self.cfg
+        from .peak_memory import loop_end, run_end
+        memory = loop_end(reset=getattr(self, "reset_peak_after_loop", False))  # mrd bench step resets it
         try:
             if hasattr(self, "P") and hasattr(self, "start_eval"):
                 if c.mode == "shape":
@@ -576,6 +578,7 @@ class Run:
                 pass
         finally:
             self._plots()
+            self.extra["memory"] = run_end(memory)
             self._write_report_quietly()
             try:
                 from .evidence import write_report_html

@@ -1,6 +1,7 @@
 """Speed machinery, tested functionally (no timed assertions): one network pass per view per step, the integrator
 profiles, the per-step benchmark, kernel counting, the guiding set-up's steady kernels, flat memory."""
 import json
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -113,6 +114,7 @@ def test_bench_step_prints_every_part(tmp_path, capsys):
     for _, label in PARTS:
         assert label in out, label
     assert "kernels per step" in out and "compiled" in out and "peak RSS" in out and "once per run" in out
+    assert "of the loop" in out and "of the end-of-run work" in out   # the two peaks, apart
 
 
 @pytest.mark.slow
@@ -124,6 +126,11 @@ def test_bench_step_json(tmp_path, capsys):
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
     assert set(n for n, _ in PARTS) <= set(d["parts_median"]) and d["peak_rss_mb"] > 0
+    # the loop's peak and the end-of-run work's own, and how they were read
+    assert 0 < d["loop_peak_rss_mb"] <= d["peak_rss_mb"] and 0 < d["end_peak_rss_mb"] <= d["peak_rss_mb"]
+    assert d["peak_rss_method"]
+    if sys.platform.startswith("linux"):
+        assert d["peak_rss_method"].startswith("VmHWM, reset")
     m = d["machine"]  # what the figures were measured on, so that two machines can be told apart
     assert m["usable_cpus"] >= 1 and m["drjit_threads"] >= 1 and m["torch_threads"] >= 1 and m["variant"]
     assert d["panel"] and d["parts_median"]["log/panel"] > 0
