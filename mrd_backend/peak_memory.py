@@ -63,3 +63,21 @@ def run_end(memory: dict) -> dict:
         memory["method"] = (f"{source}, not reset: run_peak is the whole run's peak; it exceeds loop_peak only where "
                             "the end-of-run work raised it")
     return memory
+
+
+def release() -> None:
+    """Returns freed memory to the system after a large object (a network, a scene) was dropped: Python's cycles,
+    Dr.Jit's cache of freed buffers, and glibc's free lists (which otherwise keep the pages resident)."""
+    import gc
+    gc.collect()
+    try:
+        import drjit as dr
+        dr.flush_malloc_cache()
+    except Exception:
+        pass
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass

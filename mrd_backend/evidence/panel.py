@@ -59,17 +59,17 @@ class Panel:
                 self.skipped[name] = str(exc)
             except Exception as exc:  # a missing optional library, a broken install: skip, say why
                 self.skipped[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
-        no_weights = [n for n, why in self.skipped.items() if why.startswith("no pretrained weights")]
-        if no_weights and log:
-            log(f"cross-model panel: no pretrained weights for {', '.join(no_weights)}: skipped "
-                "(`mrd weights list` shows the files; --weights untrained evaluates untrained networks)")
-        for name, why in self.skipped.items():
-            if name not in no_weights and log:
-                log(f"cross-model panel: skipping {name}: {why}")
+        if log:
+            say_skipped(self.skipped, log)
 
     @property
     def models(self) -> list[str]:
         return list(self.objectives)
+
+    def release(self, name: str):
+        """Hands model `name` (with its prepared targets) over and forgets it: `(objective, targets)`, so that the
+        caller can score with it and drop it before the next one is used (the end of a run holds one at a time)."""
+        return self.objectives.pop(name, None), self.targets.pop(name, None)
 
     def describe(self) -> dict:
         return {"weights": self.weights,
@@ -115,6 +115,17 @@ class Panel:
         mi = _mi()
         refs = {name: [obj.prepare(_tensor(mi, im)) for im in references] for name, obj in self.objectives.items()}
         return self.evaluate(images, detail, targets=refs)
+
+
+def say_skipped(skipped: dict, log) -> None:
+    """One line for the models without pretrained weights, one per model skipped for another reason."""
+    no_weights = [n for n, why in skipped.items() if why.startswith("no pretrained weights")]
+    if no_weights:
+        log(f"cross-model panel: no pretrained weights for {', '.join(no_weights)}: skipped "
+            "(`mrd weights list` shows the files; --weights untrained evaluates untrained networks)")
+    for name, why in skipped.items():
+        if name not in no_weights:
+            log(f"cross-model panel: skipping {name}: {why}")
 
 
 def _mi():
