@@ -26,7 +26,7 @@ from . import pixels as px
 from . import rsa as rsa_mod
 from . import metamer, stats
 from ..peak_memory import release as release_memory
-from .panel import DEFAULT_MODELS, Panel, say_skipped
+from .panel import DEFAULT_MODELS, Panel, no_grad, say_skipped
 from .similarity import mean_or_none, similarity, to_numpy
 
 EVIDENCE_VERSION = 1
@@ -119,7 +119,8 @@ class _Scorer:
         for im, rf in zip(images, ref_feats):
             x = _tensor(im)
             # dual_buffer wants two renders of a view: the same image twice scores it (similarity = 1 - RMSE)
-            self.obj.loss(x, rf, x) if getattr(self.obj, "renders_per_view", 1) > 1 else self.obj.loss(x, rf)
+            with no_grad():
+                self.obj.loss(x, rf, x) if getattr(self.obj, "renders_per_view", 1) > 1 else self.obj.loss(x, rf)
             s = float(self.obj.similarity(rf))
             model.append(s if math.isfinite(s) else None)
             f = self.obj.last_features()
@@ -298,8 +299,12 @@ def _end_of_run(inputs: EvidenceInputs) -> dict:
             files["flip_heldout"] = rel(px.flip_grid_png(ho_maps, edir / "flip_heldout.png",
                                                          means=pixels["heldout_views"]["per_view"]["flip"]))
 
-    if lpips_obj is not None and lpips_obj is not obj and (ip.panel is None or "lpips" not in ip.panel.objectives):
-        lpips_obj = None    # built for the pixel measures only: released before the panel's networks are built
+    # an LPIPS built for the pixel measures only is released before the panel's networks are built; one borrowed
+    # from the loop's panel is dropped here too, so that the panel can release it after scoring with it
+    built_lpips = lpips_obj is not None and lpips_obj is not obj and (ip.panel is None or
+                                                                       "lpips" not in ip.panel.objectives)
+    lpips_obj = None
+    if built_lpips:
         release_memory()
 
     tick("geometry")
