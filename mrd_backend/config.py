@@ -61,7 +61,8 @@ class RunConfig:
     log_every: int = 1                 # record a report step every N epochs
     render_every: int | None = None    # write a render grid every N epochs (None: about 50 over the run)
     mesh_every: int = 10               # write a PLY every N epochs
-    panel_every: int = 0               # cross-model panel every N epochs (0: pixel runs every logged step; -1 off)
+    panel_every: int = 0               # cross-model panel every N epochs (0: pixel runs at the profile's cadence,
+    #                                    panel_cadence below: research every logged step, fast every 10th; -1 off)
     panel_models: list | None = None   # None: resnet, resnet_sin, vgg, lpips, clip, dino, effnet (those that load)
     evidence: bool = True              # held-out controls, pixel measures, RSA and the verdict at the end
     turntable_frames: int = 12         # result and target turntable GIFs (0 = none)
@@ -336,3 +337,21 @@ def integrator_settings(profile: str, spp: int, profiles: dict | None = None) ->
 def gradient_spp(profile: str, spp: int, profiles: dict | None = None) -> int:
     """Samples per pixel of the profile's gradient pass (the run's spp unless the profile says otherwise)."""
     return int(_resolved(profile, spp, profiles).get("spp_grad", spp))
+
+
+# The cross-model panel of pixel-objective runs (panel_every 0): the research code scored every step, and so does the
+# `research` integrator profile; a `fast` step costs about a tenth of a `research` one, and the panel's six networks
+# cost as much as one or several `fast` steps, so `fast` scores every PANEL_EVERY_FAST-th logged step, which keeps
+# the panel at most 20 % of a default step (docs/speed.md, "The cross-model panel"). The last step is always scored.
+PANEL_EVERY_FAST = 10
+
+
+def panel_cadence(c: RunConfig) -> int:
+    """Epochs between two panel scorings during a run (-1: none): panel_every when set, else the profile's cadence,
+    in logged steps (a multiple of log_every, so that every scored step is recorded)."""
+    if c.panel_every != 0:
+        return c.panel_every
+    log_every = max(1, int(c.log_every))
+    if c.integrator == "research":
+        return log_every
+    return log_every * max(1, math.ceil(PANEL_EVERY_FAST / log_every))

@@ -126,6 +126,8 @@ def bench_run(cfg, sync: bool = True, kernels: bool = True, callback=None, log=N
     from ..optimization.timing import Profile
 
     class BenchRun(Run):
+        reset_peak_after_loop = True   # report["memory"]: the loop's peak and the end-of-run work's own
+
         def _setup(self):
             super()._setup()
             integ = self.scene.integrator()
@@ -240,13 +242,18 @@ def cmd_bench_step(args) -> int:
         return 1
     s = summarize(steps)
     r = result.report
+    mem = r.get("memory") or {}
     out = {"config": {k: r["config"][k] for k in ("scene", "envmap", "model", "views", "width", "height", "spp",
                                                     "epochs", "integrator", "schedule")},
            "integrator": r["integrator"], "variant": r["variant"], "synced_parts": sync,
            "steady_guiding": not args.no_steady_guiding,
            "first_step_seconds": steps[0]["seconds"], **s,
            "per_step": [{"seconds": x["seconds"], "kernels": x["kernels"]} for x in steps],
-           "peak_rss_mb": proc_status_mb("VmHWM"), "rss_end_mb": proc_status_mb("VmRSS"),
+           "peak_rss_mb": max(proc_status_mb("VmHWM"), mem.get("loop_peak_rss_mb", 0.0)),
+           "rss_end_mb": proc_status_mb("VmRSS"),
+           "loop_peak_rss_mb": mem.get("loop_peak_rss_mb"),
+           "end_peak_rss_mb": mem.get("end_peak_rss_mb", mem.get("run_peak_rss_mb")),
+           "peak_rss_method": mem.get("method"),
            "chamfer": r.get("chamfer"), "instrumented": getattr(run, "instrumented", []),
            "per_run_seconds": {k: sum(prof.samples.get(k, [])) for k, _ in PER_RUN},
            "run_seconds": r.get("seconds"), "evidence_timings": (r.get("evidence") or {}).get("timings"),
@@ -285,6 +292,11 @@ def format_step_table(out: dict) -> str:
     lines.append("once per run: " + ", ".join(f"{label} {out['per_run_seconds'][k]:.2f} s" for k, label in PER_RUN))
     lines.append(evidence_share_line(out["per_run_seconds"], out.get("run_seconds"), out.get("evidence_timings")))
     lines.append(f"peak RSS {out['peak_rss_mb']:.0f} MB (whole process, targets included)")
+    if out.get("loop_peak_rss_mb") is not None:
+        end = out.get("end_peak_rss_mb")
+        lines.append(f"  of the loop (set-up and targets included) {out['loop_peak_rss_mb']:.0f} MB; of the end-of-run "
+                     f"work (final renders, evidence, report) {'?' if end is None else f'{end:.0f}'} MB "
+                     f"[{out.get('peak_rss_method')}]")
     return "\n".join(lines)
 
 

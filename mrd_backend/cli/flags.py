@@ -77,7 +77,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     a("--masks", action="store_true", default=None, help="features on renders with the background zeroed")
     a("--forward", action="store_true", default=None, help="write forward-gradient images at logged steps")
     a("--panel-models", nargs="*", help="cross-model panel (default: resnet resnet_sin vgg lpips clip dino effnet)")
-    a("--panel-every", type=int, help="panel every N epochs (0: every logged step in pixel runs, else at the end; "
+    a("--panel-every", type=int, help="panel every N epochs (0: in pixel runs the profile's cadence, research every "
+                                      "logged step, fast every 10th; else at the end only; "
                                       "-1: never)")
     a("--no-evidence", dest="evidence", action="store_false", default=None,
       help="skip the end-of-run evidence (held-out control, verdict, panel)")

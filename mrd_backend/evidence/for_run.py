@@ -59,6 +59,8 @@ def end_of_run_for(run) -> dict | None:
     from .heldout import control_spec, heldout_rig
     notes = []
     t0 = time.perf_counter()
+    from ..peak_memory import release
+    release()   # the loop's freed buffers (Dr.Jit's cache, glibc's free lists) go back before the evidence's networks
     with run.profile("evidence"):
         control = ho_t = ho_r = masks = ho_masks = None
         t_rep = r_rep = c_rep = None

@@ -140,6 +140,16 @@ def _table(header: list[str], rows: list) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _panel_steps_note(ps) -> str:
+    """Which steps the panel scored during the run (the others were not scored: no value, not a zero)."""
+    if not isinstance(ps, dict) or not ps.get("steps"):
+        return ""
+    steps = [str(x) for x in ps["steps"]]
+    shown = ", ".join(steps if len(steps) <= 12 else steps[:6] + ["..."] + steps[-3:])
+    return (f'<p class="reason">During the run the panel scored {len(steps)} steps (every {_e(ps.get("every"))}, '
+            f'and the last): {_e(shown)}; the other steps were not scored.</p>')
+
+
 def _first_existing(run_dir: Path, names) -> str | None:
     for n in names:
         if n and (run_dir / n).is_file():
@@ -277,7 +287,8 @@ def build_html(report: dict, run_dir: Path, embed: bool = False) -> str:
             rows.append(f'<td>{_e(name)}</td><td class="reason">skipped</td>'
                         f'<td class="reason" colspan="3">{_e(why)}</td>')
         pg.add("<h2>Cross-model panel</h2>" + _table(
-            ["model", "weights", "result vs target", "result vs control", "held-out views"], rows))
+            ["model", "weights", "result vs target", "result vs control", "held-out views"], rows)
+            + _panel_steps_note(report.get("panel_steps")))
 
     # similarity and pixel tables -----------------------------------------------------------------------------------
     if meas:

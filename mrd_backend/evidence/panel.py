@@ -9,6 +9,7 @@ every run calls it at the end.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 
@@ -59,17 +60,17 @@ class Panel:
                 self.skipped[name] = str(exc)
             except Exception as exc:  # a missing optional library, a broken install: skip, say why
                 self.skipped[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
-        no_weights = [n for n, why in self.skipped.items() if why.startswith("no pretrained weights")]
-        if no_weights and log:
-            log(f"cross-model panel: no pretrained weights for {', '.join(no_weights)}: skipped "
-                "(`mrd weights list` shows the files; --weights untrained evaluates untrained networks)")
-        for name, why in self.skipped.items():
-            if name not in no_weights and log:
-                log(f"cross-model panel: skipping {name}: {why}")
+        if log:
+            say_skipped(self.skipped, log)
 
     @property
     def models(self) -> list[str]:
         return list(self.objectives)
+
+    def release(self, name: str):
+        """Hands model `name` (with its prepared targets) over and forgets it: `(objective, targets)`, so that the
+        caller can score with it and drop it before the next one is used (the end of a run holds one at a time)."""
+        return self.objectives.pop(name, None), self.targets.pop(name, None)
 
     def describe(self) -> dict:
         return {"weights": self.weights,
@@ -99,7 +100,8 @@ class Panel:
             sims, mine = [], []
             for im, tf in zip(images, feats):
                 x = _tensor(mi, im)
-                obj.loss(x, tf, x) if getattr(obj, "renders_per_view", 1) > 1 else obj.loss(x, tf)
+                with no_grad():  # scoring only: no autograd graph (for ViT-L/14 it held 1.7 GB per forward)
+                    obj.loss(x, tf, x) if getattr(obj, "renders_per_view", 1) > 1 else obj.loss(x, tf)
                 s = float(obj.similarity(tf))
                 sims.append(s if math.isfinite(s) else None)
                 if detail:
@@ -115,6 +117,27 @@ class Panel:
         mi = _mi()
         refs = {name: [obj.prepare(_tensor(mi, im)) for im in references] for name, obj in self.objectives.items()}
         return self.evaluate(images, detail, targets=refs)
+
+
+def no_grad():
+    """torch's no-grad mode around a network pass that only scores: the network's input from Dr.Jit asks for
+    gradients, so without it torch records every activation of the forward for a backward that never comes."""
+    try:
+        import torch
+    except ImportError:
+        return contextlib.nullcontext()
+    return torch.no_grad()
+
+
+def say_skipped(skipped: dict, log) -> None:
+    """One line for the models without pretrained weights, one per model skipped for another reason."""
+    no_weights = [n for n, why in skipped.items() if why.startswith("no pretrained weights")]
+    if no_weights:
+        log(f"cross-model panel: no pretrained weights for {', '.join(no_weights)}: skipped "
+            "(`mrd weights list` shows the files; --weights untrained evaluates untrained networks)")
+    for name, why in skipped.items():
+        if name not in no_weights:
+            log(f"cross-model panel: skipping {name}: {why}")
 
 
 def _mi():

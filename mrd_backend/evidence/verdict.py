@@ -25,7 +25,8 @@ from ..errors import MRDError
 from . import pixels as px
 from . import rsa as rsa_mod
 from . import metamer, stats
-from .panel import DEFAULT_MODELS, Panel
+from ..peak_memory import release as release_memory
+from .panel import DEFAULT_MODELS, Panel, no_grad, say_skipped
 from .similarity import mean_or_none, similarity, to_numpy
 
 EVIDENCE_VERSION = 1
@@ -118,7 +119,8 @@ class _Scorer:
         for im, rf in zip(images, ref_feats):
             x = _tensor(im)
             # dual_buffer wants two renders of a view: the same image twice scores it (similarity = 1 - RMSE)
-            self.obj.loss(x, rf, x) if getattr(self.obj, "renders_per_view", 1) > 1 else self.obj.loss(x, rf)
+            with no_grad():
+                self.obj.loss(x, rf, x) if getattr(self.obj, "renders_per_view", 1) > 1 else self.obj.loss(x, rf)
             s = float(self.obj.similarity(rf))
             model.append(s if math.isfinite(s) else None)
             f = self.obj.last_features()
@@ -297,6 +299,14 @@ def _end_of_run(inputs: EvidenceInputs) -> dict:
             files["flip_heldout"] = rel(px.flip_grid_png(ho_maps, edir / "flip_heldout.png",
                                                          means=pixels["heldout_views"]["per_view"]["flip"]))
 
+    # an LPIPS built for the pixel measures only is released before the panel's networks are built; one borrowed
+    # from the loop's panel is dropped here too, so that the panel can release it after scoring with it
+    built_lpips = lpips_obj is not None and lpips_obj is not obj and (ip.panel is None or
+                                                                       "lpips" not in ip.panel.objectives)
+    lpips_obj = None
+    if built_lpips:
+        release_memory()
+
     tick("geometry")
     # -- geometry ------------------------------------------------------------------------------------------------
     geometry = None
@@ -308,27 +318,10 @@ def _end_of_run(inputs: EvidenceInputs) -> dict:
                     "control": chamfer(rotate_about_up(tv, ip.control_degrees), tf, tv, tf)}
 
     tick("panel")
-    # -- cross-model panel ---------------------------------------------------------------------------------------
-    panel = ip.panel
+    # -- cross-model panel: one network at a time, each released before the next (peak memory) ----------------------
     panel_out = None
-    if panel is None and ip.panel_models and not ip.quick:
-        panel = Panel(ip.panel_models, ip.panel_weights or _panel_weights(weights), ip.weights_dir, ip.preprocess,
-                      log=log, objectives={model: obj} if model in ip.panel_models else None)
-        panel.set_targets(tgt)
-    if panel is not None and not ip.quick:
-        if not panel.targets:
-            panel.set_targets(tgt)
-        per_target = panel.evaluate(res)
-        models_out = {}
-        # the panel's control and held-out columns cost a pass of every panel network per view: only on request
-        per_control = panel.evaluate_against(res, ctl) if ctl is not None and ip.panel_controls else {}
-        per_ho = panel.evaluate_against(ho_r, ho_t) if ho_t is not None and ip.panel_controls else {}
-        for name, e in per_target.items():
-            models_out[name] = {"per_view": e["per_view"], "mean": e["mean"],
-                                "control_mean": per_control.get(name, {}).get("mean"),
-                                "heldout_mean": per_ho.get(name, {}).get("mean"),
-                                "weights": str(getattr(panel.objectives[name], "weights_used", "none"))}
-        panel_out = {"weights": panel.weights, "models": models_out, "skipped": dict(panel.skipped)}
+    if not ip.quick and (ip.panel is not None or ip.panel_models):
+        panel_out = _panel_one_at_a_time(ip, weights, model, obj, tgt, res, ctl, ho_r, ho_t, log)
 
     tick("rsa")
     # -- RSA across views -----------------------------------------------------------------------------------------
@@ -429,6 +422,42 @@ def _end_of_run(inputs: EvidenceInputs) -> dict:
             "geometry": geometry, "panel": panel_out, "rsa": rsa_out, "null": null_out, "verdict": verdict,
             "research": research, "skipped": list(ip.skipped), "timings": timings,
             "files": files, "notes": notes, "seconds": time.time() - t0}
+
+
+def _panel_one_at_a_time(ip: EvidenceInputs, weights, model, obj, tgt, res, ctl, ho_r, ho_t, log) -> dict:
+    """report["evidence"]["panel"]. Each network is built (or handed over by the loop's panel), scored and released
+    before the next, so that the end of a run holds at most one panel network besides the run's own objective."""
+    built = ip.panel
+    pw = built.weights if built is not None else ip.panel_weights or _panel_weights(weights)
+    names = list(built.objectives) if built is not None else list(dict.fromkeys(ip.panel_models))
+    skipped = dict(built.skipped) if built is not None else {}
+    models_out = {}
+    for name in names:
+        if built is not None:
+            o, feats = built.release(name)
+            one = Panel([name], pw, log=None, objectives={name: o})
+            del o
+            if feats is not None:
+                one.targets = {name: feats}
+        else:
+            one = Panel([name], pw, ip.weights_dir, ip.preprocess, log=None,
+                        objectives={model: obj} if name == model else None)
+            skipped.update(one.skipped)
+        if one.objectives:
+            if not one.targets:
+                one.set_targets(tgt)
+            e = one.evaluate(res)[name]
+            # the control and held-out columns cost a pass of every panel network per view: only on request
+            ce = one.evaluate_against(res, ctl)[name] if ctl is not None and ip.panel_controls else {}
+            he = one.evaluate_against(ho_r, ho_t)[name] if ho_t is not None and ip.panel_controls else {}
+            models_out[name] = {"per_view": e["per_view"], "mean": e["mean"], "control_mean": ce.get("mean"),
+                                "heldout_mean": he.get("mean"),
+                                "weights": str(getattr(one.objectives[name], "weights_used", "none"))}
+        del one
+        release_memory()
+    if built is None and log:
+        say_skipped(skipped, log)
+    return {"weights": pw, "models": models_out, "skipped": skipped}
 
 
 def _seed_mean(scorer, repeats, masks, ref_feats, known=None) -> list | None:

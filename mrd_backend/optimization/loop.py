@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import RunConfig, gradient_spp, integrator_settings, target_seed, view_seed
+from ..config import RunConfig, gradient_spp, integrator_settings, panel_cadence, target_seed, view_seed
 from ..errors import Cancelled, InternalError, MRDError
 from ..render.guiding import steady_guiding
 from ..interrupt import cancelled_by
@@ -503,11 +503,13 @@ class Run:
         files = {}
         last = epoch == c.epochs - 1
         np_images = None
-        if self.panel is not None and (epoch % max(1, c.panel_every or c.log_every) == 0 or last):
+        if self.panel is not None and (epoch % max(1, panel_cadence(c)) == 0 or last):
             from ..evidence import step_panel
             np_images = [np.asarray(im) for im in images]
             with self.profile("panel"):
                 entry["panel"] = step_panel(self.panel, np_images)
+            # which steps were scored (the others have no "panel" entry: no score, not a zero)
+            self.extra.setdefault("panel_steps", {"every": panel_cadence(c), "steps": []})["steps"].append(epoch)
         if epoch % c.render_every == 0 or last:
             np_images = np_images or [np.asarray(im) for im in images]
             files["render"] = self.folder.rel(self.folder.write_png(f"renders/step_{epoch:06d}.png", grid(np_images),
@@ -541,6 +543,8 @@ class Run:
         """Final renders, meshes, metrics, plots and report; runs after success, failure and cancellation."""
         self._finished = True
         c = self.cfg
+        from ..peak_memory import loop_end, run_end
+        memory = loop_end(reset=getattr(self, "reset_peak_after_loop", False))  # mrd bench step resets it
         try:
             if hasattr(self, "P") and hasattr(self, "start_eval"):
                 if c.mode == "shape":
@@ -576,6 +580,7 @@ class Run:
                 pass
         finally:
             self._plots()
+            self.extra["memory"] = run_end(memory)
             self._write_report_quietly()
             try:
                 from ..evidence import write_report_html
