@@ -191,7 +191,7 @@ def run_research(spec: dict) -> dict:
     hp = our_shape_settings(spec["scene"])
     sync = spec["sync"]
     prof = Profile(sync=True, kernels=True) if sync else None
-    marks, hwm = [], []
+    marks, hwm, cpu = [], [], []
     captured: dict = {}
     tonemap_targets = spec["cpu_targets"] == "tonemapped" and not mi.variant().startswith("cuda")
 
@@ -206,11 +206,13 @@ def run_research(spec: dict) -> dict:
                 if prof is not None:
                     prof._boundary()
                 marks.append(time.perf_counter())
+                cpu.append(time.process_time())
                 hwm.append(vm("VmHWM"))
                 yield x
             if prof is not None:
                 prof._boundary()
             marks.append(time.perf_counter())
+            cpu.append(time.process_time())
             hwm.append(vm("VmHWM"))
 
         @staticmethod
@@ -280,10 +282,11 @@ def run_research(spec: dict) -> dict:
     import contextlib
     from mrd_backend.bench import mitsuba_log_to_stderr
     mitsuba_log_to_stderr()     # stdout holds only figures; so do its own prints
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(sys.stderr):
         logs = rshape.reconstruct_geometry(cfg, geom, defaultdict(list), None, f"{spec['scene']}-{spec['model']}")
     run_seconds = time.perf_counter() - t0
+    cpu_per_wall = (time.process_time() - cpu0) / max(1e-9, run_seconds)
     loop_peak = hwm[-1] if hwm else None
     ls, opt = captured["ls"], captured["optimizer"]
     v = np.asarray(ls.from_differential(opt["u"]).numpy(), np.float64).reshape(-1, 3)
@@ -304,7 +307,8 @@ def run_research(spec: dict) -> dict:
            "step_seconds_median": statistics.median(epochs[1:] or epochs),
            "step_seconds_mean": statistics.fmean(epochs[1:] or epochs),
            "loop_peak_rss_mb": loop_peak, "peak_rss_mb": vm("VmHWM"), "rss_end_mb": vm("VmRSS"),
-           "run_seconds": run_seconds, "loss": logs["loss"],
+           "run_seconds": run_seconds, "loss": logs["loss"], "cpu_per_wall": cpu_per_wall,
+           "epoch_cpu_per_wall": [(c1 - c0) / max(1e-9, t1 - t0) for c0, c1, t0, t1 in zip(cpu, cpu[1:], marks, marks[1:])],
            "chamfer": {"start": start["chamfer"], "end": end["chamfer"]},
            "normal_consistency": {"start": start["normal_consistency"], "end": end["normal_consistency"]},
            "final_vertices": int(len(v)), "machine": describe()}
@@ -353,6 +357,8 @@ def format_step(out: dict) -> str:
             lines.append(f"  {label:52s} {out['parts_median'][n]:9.4f} {out['parts_mean'][n]:9.4f} "
                          f"{100 * out['shares'][n]:6.1f}%")
         lines.append("kernels compiled or loaded, per step: " + " ".join(map(str, out["kernels_compiled_per_step"])))
+    lines.append(f"CPU seconds per wall second (all threads): {out['cpu_per_wall']:.2f} of "
+                 f"{out['machine'].get('usable_cpus')} usable cores")
     lines.append(f"peak RSS: loop {out['loop_peak_rss_mb']:.0f} MB, whole process {out['peak_rss_mb']:.0f} MB; "
                  f"chamfer start {out['chamfer']['start']:.5f} end {out['chamfer']['end']:.5f}")
     return "\n".join(lines)
@@ -386,17 +392,21 @@ def ours_step(a, integrator: str, config_file: str) -> dict | None:
     cmd = [sys.executable, "-m", "mrd_backend.cli", "bench", "step", a.scene, a.envmap, a.model, "-n", str(a.views),
            "-d", str(a.dims), "--spp", str(a.spp), "-e", str(a.epochs), "--integrator", integrator, "--remesh", "",
            "--no-panel", "--weights", "untrained", "--seed", str(a.seed), "--config", config_file, "--json"]
-    if a.framing == "research":
-        cmd += ["--camera-distance", "5"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})
     return _result(proc, f"ours ({integrator})")
 
 
+# Our runs framed as the research loop frames them: cameras 5 units from the origin looking at it, the start sphere
+# at the origin at unit radius (our defaults: 2.8 bounding radii around the target's centre, a sphere of 0.7 radii).
+RESEARCH_RIG = {"camera_distance": 5.0, "camera_target": "origin", "start_placement": "origin"}
+
+
 def our_config_file(a) -> str:
-    extra = {"evidence": False}
-    if a.framing == "research":     # the research rig: 5 units from the origin, start sphere at the origin
-        extra.update(camera_target="origin", start_placement="origin")
+    # --config replaces the bench's own base settings with RunConfig's defaults: restore those (mrd_backend/bench.py)
+    extra = {"evidence": False, "patience": 0, "render_every": 1000, "mesh_every": 1000}
+    if a.framing == "research":
+        extra.update(RESEARCH_RIG)
     fd, path = tempfile.mkstemp(prefix="mrd-bench-config-", suffix=".json")
     os.write(fd, json.dumps(extra).encode())
     os.close(fd)
@@ -411,11 +421,13 @@ def cmd_side_by_side(a) -> int:
             if who == "research loop":
                 res = research_child(step_spec(a))
                 if res:
-                    rows[who].append((res["step_seconds_median"], res["loop_peak_rss_mb"], res.get("shares", {})))
+                    rows[who].append((res["step_seconds_median"], res["loop_peak_rss_mb"], res.get("shares", {}),
+                                      res.get("cpu_per_wall")))
             else:
                 res = ours_step(a, who, config_file)
                 if res:
-                    rows[who].append((res["step_seconds_median"], res["peak_rss_mb"], res.get("shares", {})))
+                    rows[who].append((res["step_seconds_median"], res["peak_rss_mb"], res.get("shares", {}),
+                                      res.get("cpu_per_wall")))
             if res:
                 print(f"  done {who:14s} repeat {r + 1}: {res['step_seconds_median']:.2f} s/epoch", file=sys.stderr)
                 machine = res["machine"]
@@ -425,7 +437,8 @@ def cmd_side_by_side(a) -> int:
           f"first), {a.scene}, {a.envmap} light, untrained, no panel, no remesh, framing {a.framing}; "
           f"runs alternated, {a.repeats} each")
     ref = [x[0] for x in rows["research loop"]]
-    print(f"{'loop':14s} {'s/epoch (each run)':>24s} {'speed-up':>9s} {'guiding share':>13s} {'peak RSS MB':>14s}")
+    print(f"{'loop':14s} {'s/epoch (each run)':>24s} {'speed-up':>9s} {'guiding share':>13s} {'peak RSS MB':>14s} "
+          f"{'CPU/wall':>12s}")
     for who in ("research loop", "research", "fast"):
         secs = [x[0] for x in rows[who]]
         if not secs:
@@ -433,7 +446,8 @@ def cmd_side_by_side(a) -> int:
         speed = statistics.median(ref) / statistics.median(secs) if ref else float("nan")
         guide = statistics.fmean(x[2].get("backward/render_backward/guiding_setup", 0.0) for x in rows[who])
         print(f"{who:14s} {' / '.join(f'{s:.2f}' for s in secs):>24s} {speed:8.2f}x {100 * guide:12.0f}% "
-              f"{' / '.join(f'{x[1]:.0f}' for x in rows[who]):>14s}")
+              f"{' / '.join(f'{x[1]:.0f}' for x in rows[who]):>14s} "
+              f"{' / '.join(f'{x[3]:.2f}' if x[3] is not None else '?' for x in rows[who]):>12s}")
     os.unlink(config_file)
     return 0
 
@@ -463,7 +477,8 @@ def cmd_chamfer(a) -> int:
                 else:
                     spec = dict(scene=scene, envmap=a.envmap, views=a.views, size=a.size, spp=a.spp, epochs=a.epochs,
                                 remesh=a.remesh, seed=seed, candidate=who, schedule="per_view",
-                                out=tempfile.mkdtemp(prefix=f"mrd-{who}-"))
+                                out=tempfile.mkdtemp(prefix=f"mrd-{who}-"), config=RESEARCH_RIG if a.framing ==
+                                "research" else {})
                     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_profiles.py"), "--child",
                                            json.dumps(spec)], capture_output=True, text=True,
                                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -476,7 +491,7 @@ def cmd_chamfer(a) -> int:
                     print(f"  done {scene} seed {seed} {who}: chamfer {rows[-1]['chamfer']:.5f}, "
                           f"{rows[-1]['s_epoch']:.2f} s/epoch", file=sys.stderr, flush=True)
     print(f"mae, {a.views} views {a.size}x{a.size}, {a.spp} spp, {a.epochs} epochs, remesh {a.remesh}, {a.envmap} "
-          f"light; chamfer as in our report (normalized by the target's bounding box)")
+          f"light, our runs framed as {a.framing}; chamfer as in our report (normalized by the target's bounding box)")
     print(f"{'scene':8s} {'seed':>4s} " + " ".join(f"{w + ' chamfer, s/epoch':>32s}" for w in a.loops))
     for scene in a.scenes:
         for seed in a.seeds:
@@ -537,6 +552,8 @@ def main(argv=None) -> int:
     c.add_argument("--remesh", type=int, nargs="*", default=[4, 8, 12, 16],
                    help="epochs after which to remesh (research suzanne: 100 200 300 400 of 500, scaled to 20)")
     c.add_argument("--cpu-targets", choices=["tonemapped", "released"], default="tonemapped")
+    c.add_argument("--framing", choices=["research", "ours"], default="research",
+                   help="our runs with the research rig and start (default) or with our default rig")
     c.add_argument("--json")
     a = p.parse_args(argv)
     if a.what == "setup":
