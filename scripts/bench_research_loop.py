@@ -415,7 +415,7 @@ def our_config_file(a) -> str:
 
 def cmd_side_by_side(a) -> int:
     config_file = our_config_file(a)
-    rows = defaultdict(list)
+    rows, machine = defaultdict(list), None
     for r in range(a.repeats):
         for who in ("research loop", "research", "fast"):
             if who == "research loop":
@@ -432,6 +432,9 @@ def cmd_side_by_side(a) -> int:
                 print(f"  done {who:14s} repeat {r + 1}: {res['step_seconds_median']:.2f} s/epoch", file=sys.stderr)
                 machine = res["machine"]
     from mrd_backend.machine import one_line
+    if machine is None:
+        print("every run failed (see above)", file=sys.stderr)
+        return 1
     print(one_line(machine))
     print(f"{a.model}, {a.views} views, {a.dims} px, {a.spp} spp, {a.epochs} epochs (median of the epochs after the "
           f"first), {a.scene}, {a.envmap} light, untrained, no panel, no remesh, framing {a.framing}; "
