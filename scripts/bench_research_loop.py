@@ -13,7 +13,9 @@ here: this script imports its modules from the checkout and drives `shape.recons
 compiles kernels), the same parts as our bench where they exist (primal render, backward, its render backward and
 guiding set-ups), kernels compiled per epoch, the loop's peak RSS (VmHWM at the end of the last epoch) and the whole
 process's, the machine (mrd_backend.machine). `side-by-side` alternates, in fresh processes, the research loop, our
-`research` and our `fast` integrator profiles (each `--repeats` times) and prints one table. `chamfer` runs the
+`research` and our `fast` integrator profiles (each `--repeats` times) and prints one table
+(`--framing research`, the default, puts our cameras and start sphere where the research loop puts them, 5 units from
+the origin; `ours` keeps our default rig, 2.8 bounding radii, where the target covers about 1.5x more pixels). `chamfer` runs the
 research loop on our bundled targets (exported to a PLY its scene dict loads) and, alternating with it, our
 `research` and `fast` profiles (scripts/bench_profiles.py's runs) at the same budget; chamfer as our report computes
 it (mrd_backend.meshes.chamfer, both meshes normalized by the target's bounding box).
