@@ -47,7 +47,9 @@ def describe() -> dict:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     info = {"cpu": model, "vector_flags": flags, "cpu_count": os.cpu_count(), "usable_cpus": usable,
             "memory_gb": _mem_total_gb(), "platform": platform.platform(), "python": platform.python_version(),
-            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+            # other work on the machine (1, 5, 15 min): kernel-bound parts slow down with the cores it takes
+            "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
     try:
         import drjit as dr
         info["drjit_threads"] = dr.thread_count()
@@ -70,4 +72,5 @@ def one_line(info: dict) -> str:
     return (f"machine: {info.get('cpu') or 'unknown CPU'} ({', '.join(info.get('vector_flags') or []) or 'no flags'}), "
             f"{info.get('usable_cpus')} of {info.get('cpu_count')} cores usable, {info.get('memory_gb')} GB; "
             f"Dr.Jit {info.get('drjit_threads')} threads, torch {info.get('torch_threads')} threads, "
-            f"variant {info.get('variant')}" + (f", GPU {info['cuda']}" if info.get("cuda") else ""))
+            f"variant {info.get('variant')}" + (f", GPU {info['cuda']}" if info.get("cuda") else "")
+            + (f"; load average {info['load_average'][1]:.1f} (5 min)" if info.get("load_average") else ""))

@@ -64,7 +64,8 @@ def child(spec: dict) -> dict:
     cfg = RunConfig(scene=spec["scene"], envmap=spec["envmap"], model="mae", views=spec["views"],
                     width=spec["size"], height=spec["size"], spp=spec["spp"], epochs=spec["epochs"],
                     remesh=spec["remesh"], patience=0, seed=spec["seed"], integrator=name,
-                    schedule=schedule or spec["schedule"], render_every=10 ** 6, mesh_every=10 ** 6, out=spec["out"])
+                    schedule=schedule or spec["schedule"], render_every=10 ** 6, mesh_every=10 ** 6, out=spec["out"],
+                    **spec.get("config", {}))   # further RunConfig keys (bench_research_loop.py: the research rig)
     t0 = time.perf_counter()
     run, result, prof, _ = bench_run(cfg, sync=False, kernels=False, integrator_attrs=attrs, log=lambda *a: None)
     wall = time.perf_counter() - t0

@@ -235,7 +235,10 @@ def cmd_bench_step(args) -> int:
         cfg.out = tempfile.mkdtemp(prefix="mrd-bench-")
     sync = not args.no_sync
     mitsuba_log_to_stderr()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     run, result, prof, marks = bench_run(cfg, sync=sync, kernels=True, steady_guiding=not args.no_steady_guiding)
+    # CPU seconds of all this process's threads per wall second: below the usable cores, others took the rest
+    cpu_per_wall = (time.process_time() - cpu0) / max(1e-9, time.perf_counter() - wall0)
     steps = split_steps(prof, marks)
     if not steps:
         print("no step finished: nothing to report", file=sys.stderr)
@@ -258,7 +261,7 @@ def cmd_bench_step(args) -> int:
            "per_run_seconds": {k: sum(prof.samples.get(k, [])) for k, _ in PER_RUN},
            "run_seconds": r.get("seconds"), "evidence_timings": (r.get("evidence") or {}).get("timings"),
            "panel": not args.no_panel and getattr(run, "panel", None) is not None,
-           "machine": describe_machine()}
+           "machine": describe_machine(), "cpu_per_wall": cpu_per_wall}
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -297,6 +300,9 @@ def format_step_table(out: dict) -> str:
         lines.append(f"  of the loop (set-up and targets included) {out['loop_peak_rss_mb']:.0f} MB; of the end-of-run "
                      f"work (final renders, evidence, report) {'?' if end is None else f'{end:.0f}'} MB "
                      f"[{out.get('peak_rss_method')}]")
+    if out.get("cpu_per_wall") is not None:
+        lines.append(f"CPU seconds per wall second (all threads): {out['cpu_per_wall']:.2f} of "
+                     f"{out['machine'].get('usable_cpus')} usable cores")
     return "\n".join(lines)
 
 
