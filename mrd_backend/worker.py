@@ -50,6 +50,7 @@ import traceback
 from pathlib import Path
 
 from .protocol import PROTOCOL, STEPS_DIR, STOP_FILE, json_line
+from .protocol import finite as _finite
 from .protocol import plain as _plain
 # What a backend environment needs (module name -> pip name), checked by --check.
 REQUIRED = {"numpy": "numpy", "mitsuba": "mitsuba", "drjit": "drjit", "torch": "torch", "torchvision": "torchvision",
@@ -73,15 +74,6 @@ class Stream:
         with self._lock:
             self._out.write(line + "\n")
             self._out.flush()
-
-
-def _finite(x):
-    """JSON has no NaN/inf: those become null."""
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if x == x and abs(x) != float("inf") else None
 
 
 def _one_line(text: str) -> str:
@@ -135,11 +127,9 @@ class StopFlag:
 
 
 def _save_npz(path: Path, arrays: dict):
-    import numpy as np
-    tmp = path.with_name("." + path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
+    from .atomic import atomic_write, npz_bytes  # lazy: numpy loads only once a step is written, after "hello"
+    data = npz_bytes(arrays)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 class StepWriter:

@@ -15,8 +15,10 @@ import json
 import math
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..errors import MRDError
 from .schema import load_report
+from .stats import bf_text
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f6f4;color:#222}
@@ -86,15 +88,6 @@ def _num(x, digits: int = 4) -> str:
     if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
         return f"{x:.3g}"
     return f"{x:.{digits}g}"
-
-
-def _bf(b: dict | None) -> str:
-    if not b or b.get("log10_bf_plus0") is None:
-        return "—"
-    bf = b.get("bf_plus0")
-    if bf is None or bf >= 1e5 or bf < 1e-3:
-        return f"10^{b['log10_bf_plus0']:.1f}"
-    return f"{bf:.3g}"
 
 
 class _Page:
@@ -246,7 +239,7 @@ def build_html(report: dict, run_dir: Path, embed: bool = False) -> str:
         ("result vs control", _num(mean_of("result_vs_control")) if meas.get("result_vs_control") else None),
         ("held-out views", _num(mean_of("heldout_views")) if meas.get("heldout_views") else None),
         ("outcome", _e(verdict.get("outcome")) if verdict.get("findings") else None),
-        ("research BF+0", _bf(research.get("bayes")) if research.get("bayes") else None),
+        ("research BF+0", bf_text(research.get("bayes")) if research.get("bayes") else None),
         ("sign-flip p", _num((research.get("sign_flip") or {}).get("p"), 3) if research.get("sign_flip") else None),
         ("null percentile", f"{_num(null.get('percentile'), 3)}%" if null.get("percentile") is not None else None),
         ("chamfer start → end", f"{_num(ch.get('start'))} → {_num(ch.get('end'))}" if ch else None),
@@ -321,8 +314,8 @@ def build_html(report: dict, run_dir: Path, embed: bool = False) -> str:
         verdict_r = research
         b, rb = research["bayes"], research["rank_bayes"]
         sf, rp = research["sign_flip"], research["rank_permutation"]
-        rows = [["paired JZS BF+0", _bf(b), _e(b.get("label")), f"t = {_num(b.get('t'))}, df = {b.get('df')}"],
-                ["rank BF+0", _bf(rb), _e(rb.get("label")), f"t = {_num(rb.get('t'))}, df = {rb.get('df')}"],
+        rows = [["paired JZS BF+0", bf_text(b), _e(b.get("label")), f"t = {_num(b.get('t'))}, df = {b.get('df')}"],
+                ["rank BF+0", bf_text(rb), _e(rb.get("label")), f"t = {_num(rb.get('t'))}, df = {rb.get('df')}"],
                 ["sign-flip permutation", f"p = {_num(sf.get('p'), 3)}", "",
                  f"{sf.get('draws')} draws, {sf.get('method')}"],
                 ["rank permutation", f"p = {_num(rp.get('p'), 3)}", "", f"{rp.get('draws')} draws, {rp.get('method')}"]]
@@ -388,10 +381,8 @@ def write_report_html(run_dir: str | Path, embed: bool = False, validate: bool =
     report = load_report(run_dir, validate=validate)
     text = build_html(report, run_dir, embed=embed)
     out = run_dir / "report.html"
-    tmp = out.with_name(out.name + ".tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
+        atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     except OSError as exc:
         raise MRDError(f"cannot write {out} ({exc.strerror}): check the folder's permissions") from None
     return out

@@ -6,12 +6,13 @@ tau-b (the research code's statistic) and Spearman's rho, each with its p-value.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import MRDError
+from ..outputs.figures import save_figure
+from ..protocol import finite as _clean
 from .similarity import to_numpy
 
 
@@ -29,11 +30,6 @@ def rdm(features: list) -> np.ndarray:
 def upper(m: np.ndarray) -> np.ndarray:
     m = np.asarray(m)
     return m[np.triu_indices(m.shape[0], k=1)]
-
-
-def _clean(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def compare_rdms(a: np.ndarray, b: np.ndarray) -> dict:
@@ -72,13 +68,7 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    _plt().close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_rdms(rdms: dict, path: Path) -> Path:

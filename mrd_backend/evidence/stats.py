@@ -24,17 +24,13 @@ import warnings
 import numpy as np
 
 from ..errors import MRDError
+from ..protocol import finite as _finite
 
 PRIOR_R = math.sqrt(2) / 2
 DRAWS = 10_000
 
 # Jeffreys' scale as the research code labels it: (lower bound, word), strongest first.
 JEFFREYS = ((100.0, "decisive"), (30.0, "very strong"), (10.0, "strong"), (3.0, "moderate"), (1.0, "anecdotal"))
-
-
-def _finite(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 # -- Bayes factors -------------------------------------------------------------------------------------------------
@@ -192,6 +188,19 @@ def jeffreys_label(bf: float | None, hypothesis: str = "H+", log10_bf: float | N
         if x > math.log10(bound):
             return f"{word} evidence for {toward}"
     return "no evidence either way"
+
+
+def bf_text(b: dict | None, missing: str = "—") -> str:
+    """A BF+0 record's factor as people read it: 3 significant digits, or 10^x once it is at least 1e5 or below
+    1e-3 (or overflowed a double); `missing` when it is undefined. The one formatter: sentence, page and sweep
+    table print a factor the same way."""
+    lg = (b or {}).get("log10_bf_plus0")
+    if lg is None:
+        return missing
+    bf = b.get("bf_plus0")
+    if bf is None or bf >= 1e5 or bf < 1e-3:
+        return f"10^{lg:.1f}"
+    return f"{bf:.3g}"
 
 
 def _bf_fields(log_bf: float, prefix: str) -> dict:

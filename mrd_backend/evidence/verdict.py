@@ -28,6 +28,7 @@ from . import metamer, stats
 from ..peak_memory import release as release_memory
 from .panel import DEFAULT_MODELS, Panel, no_grad, say_skipped
 from .similarity import mean_or_none, similarity, to_numpy
+from .stats import bf_text
 
 EVIDENCE_VERSION = 1
 BASELINES = ("control", "control_to_target", "scores")
@@ -133,16 +134,6 @@ class _Scorer:
         return {"per_view": pv, "mean": {k: mean_or_none(v) for k, v in pv.items()}}, feats
 
 
-def _fmt_bf(b: dict) -> str:
-    lg = b.get("log10_bf_plus0")
-    if lg is None:
-        return "undefined"
-    bf = b.get("bf_plus0")
-    if bf is None or bf >= 1e4 or bf < 1e-3:
-        return f"10^{lg:.1f}"
-    return f"{bf:.3g}"
-
-
 def _outcome(b: dict) -> str:
     lg = b.get("log10_bf_plus0")
     if lg is None:
@@ -160,8 +151,8 @@ def _sentence(model: str, weights: str, v: dict, baseline_text: str, null_pct: f
             "inconclusive": "Inconclusive", "undetermined": "Undetermined"}[v["outcome"]]
     who = f"{model} ({weights})" if weights not in ("none", "") else model
     s = (f"{head} under {who}: the result is more similar to the target than {baseline_text} in "
-         f"{v['views_above_baseline']} of {v['n']} views (BF+0 = {_fmt_bf(b)}, {b['label']}; rank BF+0 = "
-         f"{_fmt_bf(rb)}; sign-flip p = {sf['p']:.2g})")
+         f"{v['views_above_baseline']} of {v['n']} views (BF+0 = {bf_text(b, 'undefined')}, {b['label']}; "
+         f"rank BF+0 = {bf_text(rb, 'undefined')}; sign-flip p = {sf['p']:.2g})")
     if null_pct is not None:
         s += f", and more similar than {null_pct:.0f}% of other objects"
     return s + "."
