@@ -206,22 +206,14 @@ def _load_optimizer():
 def run(args, stream: Stream) -> int:
     import numpy as np
 
-    from .config import RunConfig
+    from .config import RunConfig, read_config
     from .errors import MRDError
     from .outputs.folder import choose_run_folder
     from .scene.io import load_spec
 
     out = None
     try:
-        try:
-            config = json.loads(Path(args.config).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise MRDError(f"config file {args.config} does not exist") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MRDError(f"config file {args.config} is not valid JSON ({exc})") from None
-        if not isinstance(config, dict):
-            raise MRDError(f"config file {args.config} must hold one JSON object of settings, "
-                           f"not a {type(config).__name__}")
+        config = read_config(args.config)
         if args.out:
             config["out"] = args.out
         if not config.get("out"):
@@ -357,7 +349,7 @@ def check() -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mrd_backend.worker", description=__doc__.split("\n\n")[0])
     p.add_argument("--scene", help="the target SceneSpec (.npz written by mrd_backend.scene.io.save_spec)")
-    p.add_argument("--config", help="RunConfig as JSON; its \"out\" is the run folder")
+    p.add_argument("--config", help="RunConfig as a JSON file or JSON text; its \"out\" is the run folder")
     p.add_argument("--start", help="start mesh .npz with vertices (V, 3) and faces (F, 3) (default: the config's)")
     p.add_argument("--out", help="run folder (overrides the config's \"out\")")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue this run folder from its last checkpoint")

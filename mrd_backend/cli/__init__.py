@@ -18,7 +18,7 @@ from ..scenes.materials import names as material_scene_names
 from ..sweep.command import add_sweep_parser
 from .bench import add_bench_parser
 from .evidence import add_compare_parser, add_null_parser
-from .flags import DEMO, _dims, _remesh, add_run_flags, config_from_args  # noqa: F401  (re-exported)
+from .flags import DEMO, _dims, add_run_flags, config_from_args  # noqa: F401  (re-exported)
 from .weights import add_weights_parser
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 
 from . import weights as W
+from .catalogue import native_size as catalogue_size
 from .torch_base import OPENAI_MEAN, OPENAI_STD, RESEARCH_CLIP_MEAN, RESEARCH_CLIP_STD, TorchObjective
+
 
 def hf_to_open_clip(sd: dict) -> dict:
     """Hugging Face CLIPModel / CLIPVisionModel keys -> open_clip VisionTransformer keys."""
@@ -69,7 +71,7 @@ def to_visual(sd: dict, net) -> dict:
 
 class CLIPViTL14(TorchObjective):
     name = "clip"
-    native_size = 224
+    native_size = catalogue_size("clip")
     mean, std = OPENAI_MEAN, OPENAI_STD
     research_mean, research_std = RESEARCH_CLIP_MEAN, RESEARCH_CLIP_STD
     size_multiple = 14

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from . import weights as W
+from .catalogue import native_size as catalogue_size
 from .torch_base import RESEARCH_CLIP_MEAN, RESEARCH_CLIP_STD, TorchObjective
 
 ARCH = "vit_base_patch14_dinov2"
@@ -66,7 +67,7 @@ def to_timm(sd: dict, net) -> dict:
 
 class DINOv2(TorchObjective):
     name = "dino"
-    native_size = 224
+    native_size = catalogue_size("dino")
     research_mean, research_std = RESEARCH_CLIP_MEAN, RESEARCH_CLIP_STD
     size_multiple = 14
 

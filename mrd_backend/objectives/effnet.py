@@ -14,6 +14,7 @@ import torch
 
 from ..errors import MRDError
 from . import weights as W
+from .catalogue import native_size as catalogue_size
 from .classes import imagenet_classes
 from .torch_base import TimmClassifier
 
@@ -36,7 +37,7 @@ def by_position(sd: dict, net) -> dict:
 class EfficientNetLite0(TimmClassifier):
     name = "effnet"
     timm_name = "tf_efficientnet_lite0"
-    native_size = 224
+    native_size = catalogue_size("effnet")
     mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
     has_classifier = True
 
@@ -65,4 +66,4 @@ class EfficientNetLite0(TimmClassifier):
 class EfficientNetLite2(EfficientNetLite0):
     name = "effnet_lite2"
     timm_name = "tf_efficientnet_lite2"
-    native_size = 260
+    native_size = catalogue_size("effnet_lite2")

@@ -20,8 +20,9 @@ import warnings
 
 import torch
 
-from . import weights as W
 from ..errors import MRDError
+from . import weights as W
+from .catalogue import native_size as catalogue_size
 from .torch_base import TorchObjective
 
 # torchvision vgg16().features index -> LPIPS slice (relu1_2 | relu2_2 | relu3_3 | relu4_3 | relu5_3)
@@ -48,7 +49,7 @@ def lpips_to_torchvision(sd: dict) -> dict:
 
 class LPIPS(TorchObjective):
     name = "lpips"
-    native_size = 256
+    native_size = catalogue_size("lpips")
     learned_heads = True
     keep_features = False   # five full-resolution maps per render: too big to keep per view (research: none kept)
 

@@ -8,12 +8,13 @@
 from __future__ import annotations
 
 from . import weights as W
+from .catalogue import native_size as catalogue_size
 from .torch_base import TimmClassifier
 
 
 class ResNet50(TimmClassifier):
     name = "resnet"
-    native_size = 256
+    native_size = catalogue_size("resnet")
     has_classifier = True
 
     def build(self, weights, weights_dir):

@@ -18,6 +18,7 @@ from ..protocol import no_nan
 from ..render.tonemap import to_uint8
 from ..render.variant import mitsuba
 from ..scene.meshes import save_ply
+from .naming import unused_name
 
 REPORT_VERSION = 1
 
@@ -60,12 +61,7 @@ def _unused(path: Path) -> bool:
 
 def _fresh(path: Path) -> Path:
     """Never reuses a folder that holds an earlier run: a suffix keeps both."""
-    if not is_run_folder(path):
-        return path
-    i = 2
-    while (path.parent / f"{path.name}-{i}").exists():
-        i += 1
-    return path.parent / f"{path.name}-{i}"
+    return unused_name(path, taken=is_run_folder)
 
 
 def choose_run_folder(path: str | Path) -> Path:
