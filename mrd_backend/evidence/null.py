@@ -1,4 +1,5 @@
-"""The null distribution: how similar, under a model, are OTHER objects to the target (reference, section 10).
+"""The null distribution: how similar, under a model, are OTHER objects to the target (the research code's later
+version, src/ecdf.py; docs/evidence.md).
 
 `mrd null SCENE ENVMAP MODEL` renders the target and a set of other objects (the bundled meshes, meshes the user
 adds with --mesh, and simple primitives), each under random rotations and scales, scaled to the target's bounding

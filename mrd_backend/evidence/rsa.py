@@ -1,4 +1,5 @@
-"""Representational similarity analysis across views (reference, section 3 and 10).
+"""Representational similarity analysis across views, as the research code's shape loop computes it (src/shape.py,
+`compute_rdm` and `compute_rsa_similarity`; its later version also against the held-out views' RDM).
 
 An RDM is the views x views matrix of correlation distances (1 - Pearson r, scipy `pdist(metric="correlation")`)
 between the flattened features of each view. Two RDMs are compared over their strict upper triangles with Kendall's

@@ -1,5 +1,6 @@
 """Is the result's similarity to the target larger than a baseline's? Paired per-view scores -> Bayes factors and
-permutation tests, exactly as the research code's later version defines them (reference, section 10):
+permutation tests, exactly as the research code's later version defines them (commit bf05bcc, src/bayes.py;
+docs/evidence.md, "Research-compatible statistics"):
 
 - directional JZS Bayes factor BF+0 on the paired differences d_i = score_i - baseline_i: a one-sample t test,
   Cauchy prior on the standardized effect size delta with scale r = sqrt(2)/2 (Rouder et al. 2009), restricted to
@@ -313,7 +314,7 @@ def rank_permutation_test(scores, baseline, draws: int = DRAWS, seed: int = 0, m
 
 
 def paired_evidence(scores, baseline, draws: int = DRAWS, seed: int = 0, r: float = PRIOR_R) -> dict:
-    """Everything section 10 of the reference computes for n paired per-view scores, as one JSON-ready dict."""
+    """Everything the research code's bayes.py computes for n paired per-view scores, as one JSON-ready dict."""
     s, b = _pair(scores, baseline)
     d = s - b
     return {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from . import weights as W
+from . import checkpoints as C
 from .catalogue import native_size as catalogue_size
 from .torch_base import OPENAI_MEAN, OPENAI_STD, RESEARCH_CLIP_MEAN, RESEARCH_CLIP_STD, TorchObjective
 
@@ -84,7 +84,7 @@ class CLIPViTL14(TorchObjective):
             cfg = open_clip.get_model_config("ViT-L-14")
             vision = CLIPVisionCfg(**{**cfg["vision_cfg"], "image_size": self.native_size})
             return _build_vision_tower(cfg["embed_dim"], vision, quick_gelu=True)
-        return W.resolve(self.name, weights, bare, weights_dir, convert=to_visual, log=self.log)
+        return C.resolve(self.name, weights, bare, weights_dir, convert=to_visual, log=self.log)
 
     def features(self, x):
         out = self.net.forward_intermediates(self.normalize(x), indices=1, stop_early=True, intermediates_only=True,

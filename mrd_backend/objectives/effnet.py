@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import MRDError
-from . import weights as W
+from . import checkpoints as C
 from .catalogue import native_size as catalogue_size
 from .classes import imagenet_classes
 from .torch_base import TimmClassifier
@@ -51,7 +51,7 @@ class EfficientNetLite0(TimmClassifier):
             if set(sd) == set(net.state_dict()):   # already in timm's keys (e.g. a saved timm model)
                 return sd
             return by_position(sd, net)
-        return W.resolve(self.name, weights, bare, weights_dir, convert=convert, log=self.log)
+        return C.resolve(self.name, weights, bare, weights_dir, convert=convert, log=self.log)
 
     def classify_image(self, img) -> list[tuple[int, str, float]]:
         """Top-5 (index, name, probability) of an (H, W, 3) image in [0, 1] (numpy or torch)."""

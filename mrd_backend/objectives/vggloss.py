@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import MRDError
-from . import weights as W
+from . import checkpoints as C
 from .catalogue import native_size as catalogue_size
 from .torch_base import TorchObjective
 
@@ -45,7 +45,7 @@ class VGGLoss(TorchObjective):
         return parts[0] == "features" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) > self.layer
 
     def build(self, weights, weights_dir):
-        return W.resolve(self.name, weights, lambda: _Trunk(self.layer), weights_dir, ignore=self._ignore,
+        return C.resolve(self.name, weights, lambda: _Trunk(self.layer), weights_dir, ignore=self._ignore,
                          log=self.log)
 
     def features(self, x):
