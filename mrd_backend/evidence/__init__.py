@@ -10,11 +10,11 @@ The commands `mrd null` and `mrd compare` live in mrd_backend/cli/evidence.py.
 Heavy libraries (scipy, matplotlib, torch, flip) are imported only when used.
 """
 from .compare import write_compare
+from .end_of_run import EvidenceInputs, end_of_run
 from .html import write_report_html
 from .null import NullDistribution, find_null, load_null
-from .panel import DEFAULT_MODELS, Panel
+from .panel import DEFAULT_MODELS, Panel, step_panel
 from .schema import load_report, validate_report
-from .verdict import EvidenceInputs, end_of_run, step_panel
 
 __all__ = ["EvidenceInputs", "end_of_run", "step_panel", "Panel", "DEFAULT_MODELS", "NullDistribution", "load_null",
            "find_null", "write_compare", "write_report_html", "validate_report", "load_report"]
