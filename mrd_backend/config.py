@@ -19,6 +19,51 @@ SHAPE_DEFAULTS = {
 }
 
 
+def read_config(source: str | Path) -> dict:
+    """The settings object of a config: `source` is the path of a JSON file, or the JSON text itself when it starts
+    with "{" (so `--config '{"evidence": false}'` works too). Every problem is one MRDError line."""
+    if isinstance(source, str) and source.lstrip().startswith("{"):
+        what = "the --config text"
+        try:
+            data = json.loads(source)
+        except json.JSONDecodeError as exc:
+            raise MRDError(f"{what} is not valid JSON ({exc}): write e.g. '{{\"epochs\": 100}}'") from None
+    else:
+        what = f"config file {source}"
+        try:
+            data = json.loads(Path(source).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise MRDError(f"{what} does not exist") from None
+        except IsADirectoryError:
+            raise MRDError(f"{what} is a folder: give the path of a .json file") from None
+        except PermissionError:
+            raise MRDError(f"{what} cannot be read (permission denied)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MRDError(f"{what} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise MRDError(f"{what} holds a JSON {type(data).__name__}: it must hold one object of "
+                       "settings, e.g. {\"epochs\": 100, \"lr\": 0.05}")
+    return data
+
+
+def parse_remesh(text, what: str = "--remesh") -> list | None:
+    """A remesh schedule as people write it ("25, 50", "25 50", or the words of a list of them): the epochs, sorted;
+    "auto": None (the scene's research schedule); empty, "none", "never" or "off": [] (never). The one parser of
+    the CLI's --remesh and the add-on's Remesh field; `what` names the field in the error."""
+    if isinstance(text, (list, tuple)):
+        text = " ".join(str(v) for v in text)
+    text = (text or "").strip().lower()
+    if text == "auto":
+        return None
+    if text in ("", "none", "never", "off"):
+        return []
+    try:
+        return sorted({int(x) for x in text.replace(",", " ").split()})
+    except ValueError:
+        raise MRDError(f"{what} takes whole epoch numbers, e.g. \"25, 50\", \"auto\" (the research schedule) or "
+                       f"\"none\" ({text!r} is not a list of epochs)") from None
+
+
 @dataclass
 class RunConfig:
     scene: str = "suzanne"
@@ -97,20 +142,8 @@ class RunConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "RunConfig":
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise MRDError(f"config file {path} does not exist") from None
-        except IsADirectoryError:
-            raise MRDError(f"config file {path} is a folder: give the path of a .json file") from None
-        except PermissionError:
-            raise MRDError(f"config file {path} cannot be read (permission denied)") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MRDError(f"config file {path} is not valid JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise MRDError(f"config file {path} holds a JSON {type(data).__name__}: it must hold one object of "
-                           "settings, e.g. {\"epochs\": 100, \"lr\": 0.05}")
-        return cls.from_dict(data)
+        """From a JSON file, or from inline JSON text (`--config '{"evidence": false}'`): see read_config."""
+        return cls.from_dict(read_config(path))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -23,6 +23,15 @@ def plain(x):
     return str(x)
 
 
+def finite(x) -> float | None:
+    """A number as a float, or None when it is NaN, infinite or not a number (JSON has no NaN or infinity)."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if x == x and abs(x) != float("inf") else None
+
+
 def no_nan(x):
     """NaN and infinities, at any depth of dicts and lists, as None (null)."""
     if isinstance(x, float):

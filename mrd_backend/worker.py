@@ -50,6 +50,7 @@ import traceback
 from pathlib import Path
 
 from .protocol import PROTOCOL, STEPS_DIR, STOP_FILE, json_line
+from .protocol import finite as _finite
 from .protocol import plain as _plain
 # What a backend environment needs (module name -> pip name), checked by --check.
 REQUIRED = {"numpy": "numpy", "mitsuba": "mitsuba", "drjit": "drjit", "torch": "torch", "torchvision": "torchvision",
@@ -73,15 +74,6 @@ class Stream:
         with self._lock:
             self._out.write(line + "\n")
             self._out.flush()
-
-
-def _finite(x):
-    """JSON has no NaN/inf: those become null."""
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if x == x and abs(x) != float("inf") else None
 
 
 def _one_line(text: str) -> str:
@@ -135,11 +127,9 @@ class StopFlag:
 
 
 def _save_npz(path: Path, arrays: dict):
-    import numpy as np
-    tmp = path.with_name("." + path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
+    from .atomic import atomic_write, npz_bytes  # lazy: numpy loads only once a step is written, after "hello"
+    data = npz_bytes(arrays)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 class StepWriter:
@@ -216,22 +206,14 @@ def _load_optimizer():
 def run(args, stream: Stream) -> int:
     import numpy as np
 
-    from .config import RunConfig
+    from .config import RunConfig, read_config
     from .errors import MRDError
     from .outputs.folder import choose_run_folder
     from .scene.io import load_spec
 
     out = None
     try:
-        try:
-            config = json.loads(Path(args.config).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise MRDError(f"config file {args.config} does not exist") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MRDError(f"config file {args.config} is not valid JSON ({exc})") from None
-        if not isinstance(config, dict):
-            raise MRDError(f"config file {args.config} must hold one JSON object of settings, "
-                           f"not a {type(config).__name__}")
+        config = read_config(args.config)
         if args.out:
             config["out"] = args.out
         if not config.get("out"):
@@ -367,7 +349,7 @@ def check() -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mrd_backend.worker", description=__doc__.split("\n\n")[0])
     p.add_argument("--scene", help="the target SceneSpec (.npz written by mrd_backend.scene.io.save_spec)")
-    p.add_argument("--config", help="RunConfig as JSON; its \"out\" is the run folder")
+    p.add_argument("--config", help="RunConfig as a JSON file or JSON text; its \"out\" is the run folder")
     p.add_argument("--start", help="start mesh .npz with vertices (V, 3) and faces (F, 3) (default: the config's)")
     p.add_argument("--out", help="run folder (overrides the config's \"out\")")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue this run folder from its last checkpoint")

@@ -77,8 +77,8 @@ def backend():
             sys.modules["mrd_backend"] = module
             spec.loader.exec_module(module)
             _BACKEND = module
-    for sub in ("errors", "scene.spec", "scene.io", "scene.cameras", "scene.environment", "scene.meshes",
-                "scene.lights", "optimization.material"):
+    for sub in ("errors", "config", "objectives.catalogue", "outputs.naming", "scene.spec", "scene.io",
+                "scene.cameras", "scene.environment", "scene.meshes", "scene.lights", "optimization.material"):
         importlib.import_module(f"{_BACKEND.__name__}.{sub}")
     return _BACKEND
 

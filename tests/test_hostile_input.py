@@ -35,6 +35,8 @@ CASES = [  # (id, extra argv, words the one line must hold)
     ("config-typed", ["--config", "{d}/typed.json"], "setting epochs must be a whole number"),
     ("config-folder", ["--config", "{d}/confdir"], "is a folder"),
     ("config-missing", ["--config", "{d}/nope.json"], "does not exist"),
+    ("config-inline-bad", ["--config", '{{"epochs": }}'], "the --config text is not valid JSON"),
+    ("config-inline-typed", ["--config", '{{"epochs": "ten"}}'], "setting epochs must be a whole number"),
     ("lr-nan", ["--lr", "nan"], "setting lr must be a finite number"),
     ("lr-inf", ["--lr", "inf"], "setting lr must be a finite number"),
     ("lr-negative", ["--lr", "-1"], "learning rate must be positive"),

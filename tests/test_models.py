@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from mrd_backend.objectives import checkpoints as C
 from mrd_backend.objectives import weights as W
 from mrd_backend.errors import MRDError
 from mrd_backend.objectives import REGISTRY, build_objective
@@ -613,7 +614,7 @@ def test_pretrained_lpips_equals_the_lpips_package(mi, real_weights):
     import lpips
     from mrd_backend.objectives.lpips import torchvision_to_lpips
     pkg = lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False).eval()   # the package's heads, our trunk file
-    trunk = torchvision_to_lpips(W.load_state_dict(W.find_part(W.SPECS["lpips"][0])))
+    trunk = torchvision_to_lpips(C.load_state_dict(W.find_part(W.SPECS["lpips"][0])))
     pkg.load_state_dict({**pkg.state_dict(), **trunk})
     obj = build_objective("lpips")
     a, b = np.random.default_rng(1).random((2, 256, 256, 3), dtype=np.float32)

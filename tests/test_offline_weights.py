@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from mrd_backend.objectives import checkpoints as C
 from mrd_backend.objectives import offline_weights as O
 from mrd_backend.objectives import weights as W
 from mrd_backend.errors import MRDError
@@ -201,7 +202,7 @@ def test_torchvision_vgg16_and_the_converted_copy_give_the_same_features(real_di
         pytest.skip(f"torchvision's vgg16-397923af.pth is in neither {real_dir} nor {W.torch_hub_dir()}, so there is "
                     "nothing to compare the converted copy with (`mrd weights fetch vgg` where "
                     "download.pytorch.org is reachable)")
-    a, b = W.load_state_dict(tv), W.load_state_dict(conv)
+    a, b = C.load_state_dict(tv), C.load_state_dict(conv)
     for k in b:
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=1e-5)
 

@@ -8,8 +8,6 @@ from pathlib import Path
 from .. import scenes
 from ..config import RunConfig
 from ..errors import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, InternalError, MRDError
-from ..evidence.compare import add_compare_parser
-from ..evidence.null import add_null_parser
 from ..interrupt import cancel_on_signals
 from ..objectives import objective_class, objective_names
 from ..optimization.loop import optimize
@@ -19,7 +17,8 @@ from ..scenes import materials as material_scenes
 from ..scenes.materials import names as material_scene_names
 from ..sweep.command import add_sweep_parser
 from .bench import add_bench_parser
-from .flags import DEMO, _dims, _remesh, add_run_flags, config_from_args  # noqa: F401  (re-exported)
+from .evidence import add_compare_parser, add_null_parser
+from .flags import DEMO, _dims, add_run_flags, config_from_args  # noqa: F401  (re-exported)
 from .weights import add_weights_parser
 
 

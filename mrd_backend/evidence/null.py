@@ -1,4 +1,5 @@
-"""The null distribution: how similar, under a model, are OTHER objects to the target (reference, section 10).
+"""The null distribution: how similar, under a model, are OTHER objects to the target (the research code's later
+version, src/ecdf.py; docs/evidence.md).
 
 `mrd null SCENE ENVMAP MODEL` renders the target and a set of other objects (the bundled meshes, meshes the user
 adds with --mesh, and simple primitives), each under random rotations and scales, scaled to the target's bounding
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import MRDError
 
 NULL_VERSION = 1
@@ -87,10 +89,8 @@ class NullDistribution:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
-        return path
+        text = json.dumps(self.to_dict(), indent=1)
+        return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def load_null(path: str | Path, scene: str | None = None, envmap: str | None = None, model: str | None = None,
@@ -276,47 +276,3 @@ def plot_null(dist: NullDistribution, path: str | Path, mark: float | None = Non
     ax.legend(fontsize=7, loc="upper left")
     from ..outputs.figures import save_figure
     return save_figure(fig, path)
-
-
-# -- command line ----------------------------------------------------------------------------------------------------
-def add_null_parser(subparsers):
-    """Adds `mrd null SCENE ENVMAP MODEL` to an argparse subparsers object; the handler is `run_null_command`."""
-    p = subparsers.add_parser("null", help="build the null distribution of a scene, envmap and model",
-                              description=__doc__.split("\n\n")[1] if __doc__ else None)
-    p.add_argument("scene")
-    p.add_argument("envmap")
-    p.add_argument("model")
-    p.add_argument("--objects", type=int, default=4, help="random rotations/scales per other mesh (default 4)")
-    p.add_argument("--mesh", action="append", default=[], metavar="PATH", help="another object to include (repeat)")
-    p.add_argument("--no-primitives", action="store_true", help="leave out the sphere, box, torus, ... primitives")
-    p.add_argument("--views", type=int, default=25)
-    p.add_argument("--size", type=int, default=256, help="render size in pixels (square)")
-    p.add_argument("--spp", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weights", default="pretrained", help="pretrained | untrained | PATH of a checkpoint")
-    p.add_argument("--weights-dir", default=None)
-    p.add_argument("--preprocess", default="correct", choices=("correct", "research"))
-    p.add_argument("--out", default=None, help="JSON file to write (default: $MRD_NULL_DIR or ~/.cache/mrd/null/)")
-    p.set_defaults(func=run_null_command)
-    return p
-
-
-def run_null_command(args, log=print) -> int:
-    from ..scenes import load_scene
-    from .panel import build_model
-    spec = load_scene(args.scene, args.envmap, views=args.views, size=args.size)
-    objective = build_model(args.model, args.weights, args.weights_dir, args.preprocess, args.seed)
-    others = default_others(args.scene, args.mesh, () if args.no_primitives else PRIMITIVES)
-    weights = getattr(objective, "weights_used", args.weights)
-    dist = build_null(spec, objective, others, per_mesh=args.objects, seed=args.seed, spp=args.spp,
-                      scene=args.scene, envmap=args.envmap, model=args.model, weights=weights,
-                      preprocess=args.preprocess, log=log)
-    out = Path(args.out) if args.out else default_null_path(args.scene, args.envmap, args.model, weights,
-                                                            args.preprocess)
-    dist.save(out)
-    png = plot_null(dist, out.with_suffix(".png"))
-    s = dist.summary()
-    log(f"null distribution of {s['n']} objects: mean {s['mean']:.4f}, 95th percentile {s['p95']:.4f}, "
-        f"target re-rendered {s['target_resample']:.4f}")
-    log(f"wrote {out} and {png}")
-    return 0

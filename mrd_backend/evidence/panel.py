@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ..errors import MRDError
+from ..peak_memory import release as release_memory
 from .similarity import mean_or_none, per_view as feature_per_view, to_numpy
 
 DEFAULT_MODELS = ("resnet", "resnet_sin", "vgg", "lpips", "clip", "dino", "effnet")
@@ -161,3 +162,49 @@ def panel_table(result: dict, skipped: dict | None = None) -> list[dict]:
     for name, why in (skipped or {}).items():
         rows.append({"model": name, "mean": None, "min": None, "max": None, "skipped": why})
     return rows
+
+
+def panel_weights(run_weights: str) -> str:
+    """The panel's weights for a run's: its own when pretrained or untrained, else (a checkpoint) pretrained."""
+    return run_weights if run_weights in ("pretrained", "untrained") else "pretrained"
+
+
+def end_of_run_panel(ip, weights, model, obj, tgt, res, ctl, ho_r, ho_t, log) -> dict:
+    """report["evidence"]["panel"]. Each network is built (or handed over by the loop's panel), scored and released
+    before the next, so that the end of a run holds at most one panel network besides the run's own objective."""
+    built = ip.panel
+    pw = built.weights if built is not None else ip.panel_weights or panel_weights(weights)
+    names = list(built.objectives) if built is not None else list(dict.fromkeys(ip.panel_models))
+    skipped = dict(built.skipped) if built is not None else {}
+    models_out = {}
+    for name in names:
+        if built is not None:
+            o, feats = built.release(name)
+            one = Panel([name], pw, log=None, objectives={name: o})
+            del o
+            if feats is not None:
+                one.targets = {name: feats}
+        else:
+            one = Panel([name], pw, ip.weights_dir, ip.preprocess, log=None,
+                        objectives={model: obj} if name == model else None)
+            skipped.update(one.skipped)
+        if one.objectives:
+            if not one.targets:
+                one.set_targets(tgt)
+            e = one.evaluate(res)[name]
+            # the control and held-out columns cost a pass of every panel network per view: only on request
+            ce = one.evaluate_against(res, ctl)[name] if ctl is not None and ip.panel_controls else {}
+            he = one.evaluate_against(ho_r, ho_t)[name] if ho_t is not None and ip.panel_controls else {}
+            models_out[name] = {"per_view": e["per_view"], "mean": e["mean"], "control_mean": ce.get("mean"),
+                                "heldout_mean": he.get("mean"),
+                                "weights": str(getattr(one.objectives[name], "weights_used", "none"))}
+        del one
+        release_memory()
+    if built is None and log:
+        say_skipped(skipped, log)
+    return {"weights": pw, "models": models_out, "skipped": skipped}
+
+
+def step_panel(panel: Panel, images: list) -> dict:
+    """What the loop logs per step in pixel-objective runs: {model: mean similarity} (targets set once)."""
+    return {name: e["mean"] for name, e in panel.evaluate(images).items()}

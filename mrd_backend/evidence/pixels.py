@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import MRDError
 
 
@@ -107,7 +108,4 @@ def flip_grid_png(maps: list[np.ndarray], path: Path, per_row: int = 5, means: l
         canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = lut[idx]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    iio.imwrite(tmp, canvas, extension=".png")
-    tmp.replace(path)
-    return path
+    return atomic_write(path, lambda tmp: iio.imwrite(tmp, canvas, extension=".png"))

@@ -1,4 +1,5 @@
-"""Representational similarity analysis across views (reference, section 3 and 10).
+"""Representational similarity analysis across views, as the research code's shape loop computes it (src/shape.py,
+`compute_rdm` and `compute_rsa_similarity`; its later version also against the held-out views' RDM).
 
 An RDM is the views x views matrix of correlation distances (1 - Pearson r, scipy `pdist(metric="correlation")`)
 between the flattened features of each view. Two RDMs are compared over their strict upper triangles with Kendall's
@@ -6,12 +7,13 @@ tau-b (the research code's statistic) and Spearman's rho, each with its p-value.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import MRDError
+from ..outputs.figures import save_figure
+from ..protocol import finite as _clean
 from .similarity import to_numpy
 
 
@@ -29,11 +31,6 @@ def rdm(features: list) -> np.ndarray:
 def upper(m: np.ndarray) -> np.ndarray:
     m = np.asarray(m)
     return m[np.triu_indices(m.shape[0], k=1)]
-
-
-def _clean(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def compare_rdms(a: np.ndarray, b: np.ndarray) -> dict:
@@ -72,13 +69,7 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    _plt().close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def plot_rdms(rdms: dict, path: Path) -> Path:

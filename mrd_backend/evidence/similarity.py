@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ..errors import MRDError
+from ..protocol import finite as _clean
 
 KINDS = ("cosine", "l2", "pearson", "spearman")
 EPS = 1e-12
@@ -46,10 +47,6 @@ def _match(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # one side flattened (last_features()) and the other not: use the structured shape
         a, b = (a.reshape(b.shape), b) if b.ndim > a.ndim else (a, b.reshape(a.shape))
     return a, b
-
-
-def _clean(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
 
 
 def cosine(a, b) -> float:

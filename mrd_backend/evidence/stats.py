@@ -1,5 +1,6 @@
 """Is the result's similarity to the target larger than a baseline's? Paired per-view scores -> Bayes factors and
-permutation tests, exactly as the research code's later version defines them (reference, section 10):
+permutation tests, exactly as the research code's later version defines them (commit bf05bcc, src/bayes.py;
+docs/evidence.md, "Research-compatible statistics"):
 
 - directional JZS Bayes factor BF+0 on the paired differences d_i = score_i - baseline_i: a one-sample t test,
   Cauchy prior on the standardized effect size delta with scale r = sqrt(2)/2 (Rouder et al. 2009), restricted to
@@ -24,17 +25,13 @@ import warnings
 import numpy as np
 
 from ..errors import MRDError
+from ..protocol import finite as _finite
 
 PRIOR_R = math.sqrt(2) / 2
 DRAWS = 10_000
 
 # Jeffreys' scale as the research code labels it: (lower bound, word), strongest first.
 JEFFREYS = ((100.0, "decisive"), (30.0, "very strong"), (10.0, "strong"), (3.0, "moderate"), (1.0, "anecdotal"))
-
-
-def _finite(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 # -- Bayes factors -------------------------------------------------------------------------------------------------
@@ -194,6 +191,19 @@ def jeffreys_label(bf: float | None, hypothesis: str = "H+", log10_bf: float | N
     return "no evidence either way"
 
 
+def bf_text(b: dict | None, missing: str = "—") -> str:
+    """A BF+0 record's factor as people read it: 3 significant digits, or 10^x once it is at least 1e5 or below
+    1e-3 (or overflowed a double); `missing` when it is undefined. The one formatter: sentence, page and sweep
+    table print a factor the same way."""
+    lg = (b or {}).get("log10_bf_plus0")
+    if lg is None:
+        return missing
+    bf = b.get("bf_plus0")
+    if bf is None or bf >= 1e5 or bf < 1e-3:
+        return f"10^{lg:.1f}"
+    return f"{bf:.3g}"
+
+
 def _bf_fields(log_bf: float, prefix: str) -> dict:
     """A natural-log Bayes factor as JSON fields: the factor (None when it overflows a double), log10, label."""
     log10 = log_bf / math.log(10)
@@ -304,7 +314,7 @@ def rank_permutation_test(scores, baseline, draws: int = DRAWS, seed: int = 0, m
 
 
 def paired_evidence(scores, baseline, draws: int = DRAWS, seed: int = 0, r: float = PRIOR_R) -> dict:
-    """Everything section 10 of the reference computes for n paired per-view scores, as one JSON-ready dict."""
+    """Everything the research code's bayes.py computes for n paired per-view scores, as one JSON-ready dict."""
     s, b = _pair(scores, baseline)
     d = s - b
     return {

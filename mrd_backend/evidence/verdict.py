@@ -1,149 +1,26 @@
-"""End-of-run evidence: is the result a metamer of the target, and how sure are we?
-
-`end_of_run(EvidenceInputs(...))` computes, under the optimized model, the per-view similarity of the result to the
-target, to the held-out control (the target rotated 10 degrees about +Z, same cameras) and, on the held-out camera
-rig, of the held-out result renders to the held-out target renders; pixel measures (FLIP, PSNR, SSIM, LPIPS); mesh
-distances; the cross-model panel; RSA across views; the null-distribution percentile.
-
-The verdict (`evidence.verdict`, metamer.py) has three findings -- equivalence to the noise ceiling on held-out
-views, an informative network, the physical difference -- and one outcome. The research code's statistics (paired
-per-view scores on the optimization views against a baseline, default result vs control: BF+0, rank BF+0, sign-flip
-and rank permutation tests, Jeffreys labels) are kept, unchanged, under `evidence.research`; they no longer decide.
-PNGs go to RUN_DIR/evidence/.
+"""The verdict of a run's evidence, from its measures: the metamer verdict (three findings -- equivalence to the
+noise ceiling on held-out views, an informative network, the physical difference -- and one outcome; metamer.py
+holds the findings' statistics) and the research code's statistics (paired per-view scores on the optimization views
+against a baseline, default result vs control: BF+0, rank BF+0, sign-flip and rank permutation tests, Jeffreys
+labels), kept unchanged under `evidence.research`, which no longer decide. Also their two figures. The measures
+themselves are gathered by end_of_run.py.
 """
 from __future__ import annotations
 
-import json
 import math
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import MRDError
-from . import pixels as px
-from . import rsa as rsa_mod
-from . import metamer, stats
-from ..peak_memory import release as release_memory
-from .panel import DEFAULT_MODELS, Panel, no_grad, say_skipped
-from .similarity import mean_or_none, similarity, to_numpy
+from ..outputs.figures import save_figure
+from . import metamer
+from .stats import bf_text
 
-EVIDENCE_VERSION = 1
-BASELINES = ("control", "control_to_target", "scores")
 SUPPORT_BF = 3.0   # BF+0 above: supported; below 1/3: not supported; between: inconclusive
 
 
-@dataclass
-class EvidenceInputs:
-    """What the run hands over at its end. Images are tone-mapped sRGB (H, W, 3) in [0, 1] (numpy or Dr.Jit),
-    one per view; the lists of one rig have the same length and order."""
-    objective: object                                   # the run's built objective
-    target_images: list                                 # optimization rig: the targets
-    result_images: list                                 # optimization rig: the final renders
-    control_images: list | None = None                  # optimization rig: the target rotated 10 deg about +Z
-    heldout_target_images: list | None = None           # held-out rig (never optimized on): targets
-    heldout_result_images: list | None = None           # held-out rig: final renders
-    masks: list | None = None                           # optimization rig: per-view bool (H, W) object masks
-    heldout_masks: list | None = None                   # held-out rig: per-view bool (H, W) object masks
-    target_mesh: tuple | None = None                    # (V (n,3), F (m,3)) or None (material runs)
-    result_mesh: tuple | None = None
-    null: object | None = None                          # a NullDistribution (evidence.null.load_null) or None
-    run_dir: Path | None = None                         # PNGs go to run_dir/evidence/
-    panel_models: list = field(default_factory=lambda: list(DEFAULT_MODELS))
-    panel_weights: str | None = None                    # None: the run's weights (pretrained/untrained)
-    weights_dir: str | None = None
-    preprocess: str = "correct"
-    panel: Panel | None = None                          # a panel already built by the loop (reused, targets kept)
-    baseline: str = "control"                           # control | control_to_target | scores
-    baseline_scores: list | None = None                 # per-view scores for baseline="scores"
-    baseline_label: str | None = None                   # e.g. "the mae run of this scene"
-    target_features: list | None = None                 # the run's prepared target features (reused if given)
-    scene: str | None = None                            # checked against the null distribution
-    envmap: str | None = None
-    control_degrees: float = 10.0
-    draws: int = stats.DRAWS
-    seed: int = 0
-    prior_r: float = stats.PRIOR_R
-    lpips: bool = True                                  # LPIPS per view (via the zoo's lpips objective)
-    log: object = print
-    # The equivalence test (metamer.py): per render seed, one list of held-out views each, all seeds distinct.
-    heldout_target_repeats: list | None = None          # independent re-renders of the held-out target (ceiling)
-    heldout_result_repeats: list | None = None          # renders of the result (heldout_result_images if None)
-    heldout_control_repeats: list | None = None         # renders of the rotated control
-    margin: float = metamer.DEFAULT_MARGIN              # fraction of the noise distance 1 - ceiling
-    material: dict | None = None                        # report["material"] of a material run (texel RMSE)
-    pixel_footprint: float | None = None                # one pixel at the object, in bounding-box diagonals
-    skipped: list = field(default_factory=list)         # parts left out (a cancelled run), said in the report
-    quick: bool = False                                 # cancelled: no panel, no LPIPS, no RSA plots
-    panel_controls: bool = False                        # the panel also against the control and held-out views
-
-
-def _masked(images, masks):
-    if images is None or masks is None:
-        return images
-    if len(masks) != len(images):
-        raise MRDError(f"{len(masks)} masks for {len(images)} views: give one mask per view")
-    out = []
-    for im, m in zip(images, masks):
-        a = px.as_image(im)
-        m = np.asarray(m, bool)
-        if m.shape != a.shape[:2]:
-            raise MRDError(f"a mask of shape {m.shape} does not fit an image of {a.shape[:2]}: render both at one size")
-        out.append(a * m[..., None])
-    return out
-
-
-def _tensor(im):
-    from ..render.variant import mitsuba
-    mi = mitsuba()
-    if type(im).__module__.startswith("drjit"):
-        return im
-    return mi.TensorXf(np.ascontiguousarray(np.asarray(im, np.float32)[..., :3]))
-
-
-class _Scorer:
-    """The optimized model: prepared features and per-view similarities (model's own measure + feature measures)."""
-
-    def __init__(self, objective):
-        self.obj = objective
-
-    def prepare(self, images):
-        return [self.obj.prepare(_tensor(im)) for im in images]
-
-    def score(self, images, ref_feats) -> tuple[dict, list]:
-        """({"per_view": {...}, "mean": {...}}, features of `images` (None where the model keeps none))."""
-        if len(images) != len(ref_feats):
-            raise MRDError(f"cannot pair {len(images)} images with {len(ref_feats)} reference views: one per view")
-        model, feats, rows = [], [], []
-        for im, rf in zip(images, ref_feats):
-            x = _tensor(im)
-            # dual_buffer wants two renders of a view: the same image twice scores it (similarity = 1 - RMSE)
-            with no_grad():
-                self.obj.loss(x, rf, x) if getattr(self.obj, "renders_per_view", 1) > 1 else self.obj.loss(x, rf)
-            s = float(self.obj.similarity(rf))
-            model.append(s if math.isfinite(s) else None)
-            f = self.obj.last_features()
-            feats.append(None if f is None else np.array(f, copy=True))
-            rows.append(similarity(f, rf) if f is not None else {})
-        pv = {"model": model}
-        for k in ("cosine", "l2", "l2_distance", "pearson", "spearman"):
-            if all(k in r for r in rows) and rows:
-                pv[k] = [r[k] for r in rows]
-        return {"per_view": pv, "mean": {k: mean_or_none(v) for k, v in pv.items()}}, feats
-
-
-def _fmt_bf(b: dict) -> str:
-    lg = b.get("log10_bf_plus0")
-    if lg is None:
-        return "undefined"
-    bf = b.get("bf_plus0")
-    if bf is None or bf >= 1e4 or bf < 1e-3:
-        return f"10^{lg:.1f}"
-    return f"{bf:.3g}"
-
-
-def _outcome(b: dict) -> str:
+def research_outcome(b: dict) -> str:
+    """The research statistics' outcome: supported when BF+0 > 3, not supported below 1/3, else inconclusive."""
     lg = b.get("log10_bf_plus0")
     if lg is None:
         return "undetermined"
@@ -154,20 +31,20 @@ def _outcome(b: dict) -> str:
     return "inconclusive"
 
 
-def _sentence(model: str, weights: str, v: dict, baseline_text: str, null_pct: float | None) -> str:
+def research_sentence(model: str, weights: str, v: dict, baseline_text: str, null_pct: float | None) -> str:
     b, rb, sf = v["bayes"], v["rank_bayes"], v["sign_flip"]
     head = {"supported": "Metamer supported", "not supported": "Metamer not supported",
             "inconclusive": "Inconclusive", "undetermined": "Undetermined"}[v["outcome"]]
     who = f"{model} ({weights})" if weights not in ("none", "") else model
     s = (f"{head} under {who}: the result is more similar to the target than {baseline_text} in "
-         f"{v['views_above_baseline']} of {v['n']} views (BF+0 = {_fmt_bf(b)}, {b['label']}; rank BF+0 = "
-         f"{_fmt_bf(rb)}; sign-flip p = {sf['p']:.2g})")
+         f"{v['views_above_baseline']} of {v['n']} views (BF+0 = {bf_text(b, 'undefined')}, {b['label']}; "
+         f"rank BF+0 = {bf_text(rb, 'undefined')}; sign-flip p = {sf['p']:.2g})")
     if null_pct is not None:
         s += f", and more similar than {null_pct:.0f}% of other objects"
     return s + "."
 
 
-def _scores_plot(v: dict, path: Path, baseline_name: str) -> Path:
+def scores_plot(v: dict, path: Path, baseline_name: str) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -183,306 +60,15 @@ def _scores_plot(v: dict, path: Path, baseline_name: str) -> Path:
     b.set(xlabel="view", ylabel="difference", title=f"differences (mean {d.mean():.3g})")
     for ax in (a, b):
         ax.title.set_fontsize(10)
-    from ..outputs.figures import save_figure
     return save_figure(fig, path)
 
 
-def _rsa_block(feats_a, feats_b) -> dict | None:
-    if feats_a is None or feats_b is None or any(f is None for f in feats_a) or any(f is None for f in feats_b):
-        return None
-    if len(feats_a) < 2:
-        return None
-    return rsa_mod.compare_rdms(rsa_mod.rdm(feats_a), rsa_mod.rdm(feats_b))
-
-
-def end_of_run(inputs: EvidenceInputs) -> dict:
-    """All the evidence of one finished run, as the dict the report stores under "evidence" (schema: the
-    `evidence` definition of mrd_backend/data/report.schema.json). Writes PNGs into inputs.run_dir/evidence/."""
-    import drjit as dr
-    with dr.suspend_grad():  # no AD graph for the network passes: about twice as fast on a CPU
-        return _end_of_run(inputs)
-
-
-def _end_of_run(inputs: EvidenceInputs) -> dict:
-    t0 = time.time()
-    ip = inputs
-    log = ip.log or (lambda *a, **k: None)
-    obj = ip.objective
-    n = len(ip.target_images)
-    if n == 0 or len(ip.result_images) != n:
-        raise MRDError(f"evidence needs one result image per target view, got {len(ip.result_images)} for {n}")
-    if ip.control_images is not None and len(ip.control_images) != n:
-        raise MRDError(f"{len(ip.control_images)} control images for {n} views: render the control from every camera")
-    if (ip.heldout_target_images is None) != (ip.heldout_result_images is None):
-        raise MRDError("held-out views need both target and result renders (or neither)")
-    if ip.baseline not in BASELINES:
-        raise MRDError(f"unknown baseline {ip.baseline!r}: use one of {', '.join(BASELINES)}")
-    model = getattr(obj, "name", "objective")
-    weights = str(getattr(obj, "weights_used", "none"))
-    notes: list[str] = []
-    files: dict[str, str] = {}
-    edir = Path(ip.run_dir) / "evidence" if ip.run_dir is not None else None
-    if edir is not None:
-        edir.mkdir(parents=True, exist_ok=True)
-
-    def rel(p: Path) -> str:
-        return str(Path(p).relative_to(ip.run_dir)).replace("\\", "/")
-
-    timings: dict[str, float] = {}
-    clock = [time.perf_counter(), None]
-
-    def tick(part: str) -> None:  # seconds per part: the previous part ends where the next one starts
-        now = time.perf_counter()
-        if clock[1] is not None:
-            timings[clock[1]] = timings.get(clock[1], 0.0) + now - clock[0]
-        clock[0], clock[1] = now, part
-
-    tick("features")
-    # -- features under the optimized model (masked when masks are given) -----------------------------------------
-    tgt = _masked(ip.target_images, ip.masks)
-    res = _masked(ip.result_images, ip.masks)
-    ctl = _masked(ip.control_images, ip.masks)
-    ho_t = _masked(ip.heldout_target_images, ip.heldout_masks)
-    ho_r = _masked(ip.heldout_result_images, ip.heldout_masks)
-    scorer = _Scorer(obj)
-    if ip.target_features is not None and ip.masks is None:
-        if len(ip.target_features) != n:
-            raise MRDError(f"{len(ip.target_features)} prepared target features for {n} views")
-        t_feats = list(ip.target_features)
-    else:
-        t_feats = scorer.prepare(tgt)
-    measures: dict = {"result_vs_target": None, "result_vs_control": None, "control_vs_target": None,
-                      "heldout_views": None}
-    measures["result_vs_target"], r_feats = scorer.score(res, t_feats)
-    c_feats = None
-    if ctl is not None:
-        c_feats = scorer.prepare(ctl)
-        measures["result_vs_control"], _ = scorer.score(res, c_feats)
-        if ip.baseline == "control_to_target":  # a network pass per view: only for the baseline that needs it
-            measures["control_vs_target"], _ = scorer.score(ctl, t_feats)
-    hr_feats = ht_feats = None
-    if ho_t is not None:
-        ht_feats = scorer.prepare(ho_t)
-        measures["heldout_views"], hr_feats = scorer.score(ho_r, ht_feats)
-
-    tick("pixels")
-    # -- pixels (unmasked) ---------------------------------------------------------------------------------------
-    lpips_obj = None
-    if ip.lpips and not ip.quick:
-        if model == "lpips":
-            lpips_obj = obj
-        elif ip.panel is not None and "lpips" in ip.panel.objectives:
-            lpips_obj = ip.panel.objectives["lpips"]
-        elif (ip.panel_weights or _panel_weights(weights)) == "untrained":
-            # a randomly initialized LPIPS is no perceptual distance, and building it costs seconds
-            notes.append("LPIPS not computed: the panel weights are untrained (an untrained LPIPS measures nothing)")
-        else:
-            try:
-                from .panel import build_model
-                lpips_obj = build_model("lpips", ip.panel_weights or _panel_weights(weights), ip.weights_dir,
-                                        ip.preprocess, log=lambda *a, **k: None)
-            except Exception as exc:
-                notes.append(f"LPIPS not computed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-    pixels: dict = {"result_vs_target": None, "control_vs_target": None, "heldout_views": None}
-    pixels["result_vs_target"], maps = px.pixel_metrics(ip.result_images, ip.target_images, lpips_obj)
-    if ip.control_images is not None:
-        # LPIPS on the result only: on the control and held-out views it would cost a network pass per view
-        pixels["control_vs_target"], _ = px.pixel_metrics(ip.control_images, ip.target_images, None)
-    ho_maps = None
-    if ip.heldout_target_images is not None:
-        pixels["heldout_views"], ho_maps = px.pixel_metrics(ip.heldout_result_images, ip.heldout_target_images,
-                                                            None)
-    if edir is not None:
-        files["flip"] = rel(px.flip_grid_png(maps, edir / "flip.png",
-                                             means=pixels["result_vs_target"]["per_view"]["flip"]))
-        if ho_maps is not None:
-            files["flip_heldout"] = rel(px.flip_grid_png(ho_maps, edir / "flip_heldout.png",
-                                                         means=pixels["heldout_views"]["per_view"]["flip"]))
-
-    # an LPIPS built for the pixel measures only is released before the panel's networks are built; one borrowed
-    # from the loop's panel is dropped here too, so that the panel can release it after scoring with it
-    built_lpips = lpips_obj is not None and lpips_obj is not obj and (ip.panel is None or
-                                                                       "lpips" not in ip.panel.objectives)
-    lpips_obj = None
-    if built_lpips:
-        release_memory()
-
-    tick("geometry")
-    # -- geometry ------------------------------------------------------------------------------------------------
-    geometry = None
-    if ip.target_mesh is not None and ip.result_mesh is not None:
-        from ..scene.meshes import chamfer
-        from .heldout import rotate_about_up
-        tv, tf = ip.target_mesh
-        geometry = {"result": chamfer(ip.result_mesh[0], ip.result_mesh[1], tv, tf),
-                    "control": chamfer(rotate_about_up(tv, ip.control_degrees), tf, tv, tf)}
-
-    tick("panel")
-    # -- cross-model panel: one network at a time, each released before the next (peak memory) ----------------------
-    panel_out = None
-    if not ip.quick and (ip.panel is not None or ip.panel_models):
-        panel_out = _panel_one_at_a_time(ip, weights, model, obj, tgt, res, ctl, ho_r, ho_t, log)
-
-    tick("rsa")
-    # -- RSA across views -----------------------------------------------------------------------------------------
-    rsa_out = {"result_vs_target": None, "result_vs_control": None, "heldout_views": None}
-    t_np = [to_numpy(f) for f in t_feats]
-    if all(f is not None for f in r_feats) and n >= 2:
-        rsa_out["result_vs_target"] = _rsa_block(r_feats, t_np)
-        if c_feats is not None:
-            rsa_out["result_vs_control"] = _rsa_block(r_feats, [to_numpy(f) for f in c_feats])
-        if hr_feats is not None:
-            rsa_out["heldout_views"] = _rsa_block(hr_feats, [to_numpy(f) for f in ht_feats])
-        if edir is not None:
-            rdms = {"target": rsa_mod.rdm(t_np), "result": rsa_mod.rdm(r_feats)}
-            if c_feats is not None:
-                rdms["control"] = rsa_mod.rdm([to_numpy(f) for f in c_feats])
-            files["rdms"] = rel(rsa_mod.plot_rdms(rdms, edir / "rdms.png"))
-            files["rsa_scatter"] = rel(rsa_mod.plot_scatter(rdms["target"], rdms["result"], edir / "rsa_scatter.png",
-                                                            rsa_out["result_vs_target"]))
-            if hr_feats is not None and len(hr_feats) >= 2:
-                files["rdms_heldout"] = rel(rsa_mod.plot_rdms(
-                    {"held-out target": rsa_mod.rdm([to_numpy(f) for f in ht_feats]),
-                     "held-out result": rsa_mod.rdm(hr_feats)}, edir / "rdms_heldout.png"))
-            (edir / "rdms.json").write_text(json.dumps({k: np.asarray(m).tolist() for k, m in rdms.items()}))
-            files["rdms_json"] = rel(edir / "rdms.json")
-    else:
-        notes.append(f"RSA not computed: {model} keeps no per-view features" if n >= 2 else
-                     "RSA not computed: it needs at least 2 views")
-
-    tick("null")
-    # -- null distribution ----------------------------------------------------------------------------------------
-    value = measures["result_vs_target"]["mean"]["model"]
-    null_out = None
-    if ip.null is not None:
-        dist = ip.null
-        dist.check(ip.scene, ip.envmap, model, weights, ip.preprocess)
-        warn = dist.warnings(views=n, width=px.as_image(ip.target_images[0]).shape[1])
-        pct = dist.percentile(value) if value is not None else None
-        null_out = {**dist.summary(), "value": value, "percentile": pct, "scene": dist.scene,
-                    "envmap": dist.envmap, "model": dist.model, "weights": dist.weights, "warnings": warn}
-        notes.extend(f"null distribution: {w}" for w in warn)
-        if edir is not None:
-            from .null import plot_null
-            files["null"] = rel(plot_null(dist, edir / "null.png", mark=value))
-
-    tick("research")
-    # -- verdict -------------------------------------------------------------------------------------------------
-    scores = measures["result_vs_target"]["per_view"]["model"]
-    baseline_scores, baseline_text, baseline_name = None, "", ""
-    deg = f"{ip.control_degrees:g}"
-    if ip.baseline == "control" and measures["result_vs_control"] is not None:
-        baseline_scores = measures["result_vs_control"]["per_view"]["model"]
-        baseline_text = f"to the {deg}-degree-rotated control"
-        baseline_name = f"result vs control ({deg} deg)"
-    elif ip.baseline == "control_to_target" and measures["control_vs_target"] is not None:
-        baseline_scores = measures["control_vs_target"]["per_view"]["model"]
-        baseline_text = f"the {deg}-degree-rotated target is"
-        baseline_name = f"control ({deg} deg) vs target"
-    elif ip.baseline == "scores":
-        if ip.baseline_scores is None:
-            raise MRDError("baseline 'scores' needs baseline_scores (one per view), e.g. from the pixel-objective run")
-        baseline_scores = [float(x) for x in ip.baseline_scores]
-        label = ip.baseline_label or "the baseline run"
-        baseline_text = f"{label} is"
-        baseline_name = label
-    verdict: dict
-    if baseline_scores is None:
-        verdict = {"baseline": ip.baseline, "baseline_label": None, "outcome": "undetermined",
-                   "sentence": f"Undetermined under {model} ({weights}): no {ip.baseline} renders were given, so "
-                               "there is no baseline to compare the result's similarity with."}
-    elif len(scores) < 2 or any(s is None for s in scores) or any(s is None for s in baseline_scores):
-        verdict = {"baseline": ip.baseline, "baseline_label": baseline_name, "outcome": "undetermined",
-                   "sentence": f"Undetermined under {model} ({weights}): the paired tests need at least two views "
-                               "with a defined similarity."}
-    else:
-        verdict = {"baseline": ip.baseline, "baseline_label": baseline_name, "measure": "model",
-                   **stats.paired_evidence(scores, baseline_scores, ip.draws, ip.seed, ip.prior_r)}
-        verdict["outcome"] = _outcome(verdict["bayes"])
-        verdict["sentence"] = _sentence(model, weights, verdict, baseline_text,
-                                        null_out["percentile"] if null_out else None)
-        if edir is not None:
-            files["scores"] = rel(_scores_plot(verdict, edir / "scores.png", baseline_name))
-    research = verdict
-
-    tick("verdict")
-    # -- the verdict: three findings, one outcome (metamer.py) -----------------------------------------------------
-    who = f"{model} ({weights})" if weights not in ("none", "") else model
-    first = measures["heldout_views"]["per_view"]["model"] if measures["heldout_views"] else None
-    verdict = _metamer_verdict(ip, scorer, ho_t, ht_feats, who, geometry, null_out, notes, first)
-    if edir is not None and verdict["findings"]["equivalence"] is not None:
-        files["equivalence"] = rel(_equivalence_plot(verdict["findings"]["equivalence"], edir / "equivalence.png"))
-    notes.extend(f"skipped: {s}" for s in ip.skipped)
-    log(verdict["sentence"])
-    tick("done")
-
-    return {"version": EVIDENCE_VERSION, "model": model, "weights": weights, "masked": ip.masks is not None,
-            "n_views": n, "n_heldout_views": len(ip.heldout_target_images) if ip.heldout_target_images else 0,
-            "control_degrees": float(ip.control_degrees), "measures": measures, "pixels": pixels,
-            "geometry": geometry, "panel": panel_out, "rsa": rsa_out, "null": null_out, "verdict": verdict,
-            "research": research, "skipped": list(ip.skipped), "timings": timings,
-            "files": files, "notes": notes, "seconds": time.time() - t0}
-
-
-def _panel_one_at_a_time(ip: EvidenceInputs, weights, model, obj, tgt, res, ctl, ho_r, ho_t, log) -> dict:
-    """report["evidence"]["panel"]. Each network is built (or handed over by the loop's panel), scored and released
-    before the next, so that the end of a run holds at most one panel network besides the run's own objective."""
-    built = ip.panel
-    pw = built.weights if built is not None else ip.panel_weights or _panel_weights(weights)
-    names = list(built.objectives) if built is not None else list(dict.fromkeys(ip.panel_models))
-    skipped = dict(built.skipped) if built is not None else {}
-    models_out = {}
-    for name in names:
-        if built is not None:
-            o, feats = built.release(name)
-            one = Panel([name], pw, log=None, objectives={name: o})
-            del o
-            if feats is not None:
-                one.targets = {name: feats}
-        else:
-            one = Panel([name], pw, ip.weights_dir, ip.preprocess, log=None,
-                        objectives={model: obj} if name == model else None)
-            skipped.update(one.skipped)
-        if one.objectives:
-            if not one.targets:
-                one.set_targets(tgt)
-            e = one.evaluate(res)[name]
-            # the control and held-out columns cost a pass of every panel network per view: only on request
-            ce = one.evaluate_against(res, ctl)[name] if ctl is not None and ip.panel_controls else {}
-            he = one.evaluate_against(ho_r, ho_t)[name] if ho_t is not None and ip.panel_controls else {}
-            models_out[name] = {"per_view": e["per_view"], "mean": e["mean"], "control_mean": ce.get("mean"),
-                                "heldout_mean": he.get("mean"),
-                                "weights": str(getattr(one.objectives[name], "weights_used", "none"))}
-        del one
-        release_memory()
-    if built is None and log:
-        say_skipped(skipped, log)
-    return {"weights": pw, "models": models_out, "skipped": skipped}
-
-
-def _seed_mean(scorer, repeats, masks, ref_feats, known=None) -> list | None:
-    """Per held-out view, the model similarity to the reference averaged over the render seeds. `known`:
-    {id(images): per-view scores} already computed (not scored again)."""
-    if not repeats:
-        return None
-    rows = []
-    for images in repeats:
-        if known and id(images) in known:
-            scores = known[id(images)]
-        else:
-            scores = scorer.score(_masked(images, masks), ref_feats)[0]["per_view"]["model"]
-        rows.append([np.nan if x is None else x for x in scores])
-    return [float(x) for x in np.nanmean(np.asarray(rows, np.float64), axis=0)]
-
-
-def _metamer_verdict(ip: EvidenceInputs, scorer, ho_t, ht_feats, who, geometry, null_out, notes, first=None) -> dict:
+def metamer_verdict(ip, held, who: str, geometry, null_out, notes: list) -> dict:
+    """report["evidence"]["verdict"]: the three findings and the outcome. `held` is (result, ceiling, control), the
+    per-view seed means on the held-out views (control None when no control was rendered), or None without them."""
     eq = inf = None
-    if ho_t is not None and ip.heldout_target_repeats:
-        results = ip.heldout_result_repeats or [ip.heldout_result_images]
-        ceiling = _seed_mean(scorer, ip.heldout_target_repeats, ip.heldout_masks, ht_feats)
-        known = {id(ip.heldout_result_images): first} if first is not None else None
-        result = _seed_mean(scorer, results, ip.heldout_masks, ht_feats, known)
-        control = _seed_mean(scorer, ip.heldout_control_repeats, ip.heldout_masks, ht_feats)
+    if held is not None:
+        result, ceiling, control = held
         if control is None:
             control = [np.nan] * len(result)
             notes.append("no held-out control renders: the network cannot be shown informative")
@@ -511,7 +97,7 @@ def _metamer_verdict(ip: EvidenceInputs, scorer, ho_t, ht_feats, who, geometry, 
             "deciding": deciding, "findings": {"equivalence": eq, "informative": inf, "physical": phys}}
 
 
-def _equivalence_plot(eq: dict, path: Path) -> Path:
+def equivalence_plot(eq: dict, path: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -535,14 +121,4 @@ def _equivalence_plot(eq: dict, path: Path) -> Path:
     b.legend(fontsize=7)
     for ax in (a, b):
         ax.title.set_fontsize(10)
-    from ..outputs.figures import save_figure
     return save_figure(fig, path)
-
-
-def _panel_weights(run_weights: str) -> str:
-    return run_weights if run_weights in ("pretrained", "untrained") else "pretrained"
-
-
-def step_panel(panel: Panel, images: list) -> dict:
-    """What the loop logs per step in pixel-objective runs: {model: mean similarity} (targets set once)."""
-    return {name: e["mean"] for name, e in panel.evaluate(images).items()}

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import torch
 
-from . import weights as W
+from . import checkpoints as C
+from .catalogue import native_size as catalogue_size
 from .torch_base import OPENAI_MEAN, OPENAI_STD, RESEARCH_CLIP_MEAN, RESEARCH_CLIP_STD, TorchObjective
+
 
 def hf_to_open_clip(sd: dict) -> dict:
     """Hugging Face CLIPModel / CLIPVisionModel keys -> open_clip VisionTransformer keys."""
@@ -69,7 +71,7 @@ def to_visual(sd: dict, net) -> dict:
 
 class CLIPViTL14(TorchObjective):
     name = "clip"
-    native_size = 224
+    native_size = catalogue_size("clip")
     mean, std = OPENAI_MEAN, OPENAI_STD
     research_mean, research_std = RESEARCH_CLIP_MEAN, RESEARCH_CLIP_STD
     size_multiple = 14
@@ -82,7 +84,7 @@ class CLIPViTL14(TorchObjective):
             cfg = open_clip.get_model_config("ViT-L-14")
             vision = CLIPVisionCfg(**{**cfg["vision_cfg"], "image_size": self.native_size})
             return _build_vision_tower(cfg["embed_dim"], vision, quick_gelu=True)
-        return W.resolve(self.name, weights, bare, weights_dir, convert=to_visual, log=self.log)
+        return C.resolve(self.name, weights, bare, weights_dir, convert=to_visual, log=self.log)
 
     def features(self, x):
         out = self.net.forward_intermediates(self.normalize(x), indices=1, stop_early=True, intermediates_only=True,

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from . import weights as W
+from . import checkpoints as C
+from .catalogue import native_size as catalogue_size
 from .torch_base import RESEARCH_CLIP_MEAN, RESEARCH_CLIP_STD, TorchObjective
 
 ARCH = "vit_base_patch14_dinov2"
@@ -66,7 +67,7 @@ def to_timm(sd: dict, net) -> dict:
 
 class DINOv2(TorchObjective):
     name = "dino"
-    native_size = 224
+    native_size = catalogue_size("dino")
     research_mean, research_std = RESEARCH_CLIP_MEAN, RESEARCH_CLIP_STD
     size_multiple = 14
 
@@ -75,7 +76,7 @@ class DINOv2(TorchObjective):
 
         def bare():
             return timm.create_model(ARCH, pretrained=False, img_size=self.native_size, num_classes=0)
-        return W.resolve(self.name, weights, bare, weights_dir, convert=to_timm, log=self.log,
+        return C.resolve(self.name, weights, bare, weights_dir, convert=to_timm, log=self.log,
                          ignore=lambda k: k.startswith("head."))
 
     def features(self, x):

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import MRDError
-from . import weights as W
+from . import checkpoints as C
+from .catalogue import native_size as catalogue_size
 from .classes import imagenet_classes
 from .torch_base import TimmClassifier
 
@@ -36,7 +37,7 @@ def by_position(sd: dict, net) -> dict:
 class EfficientNetLite0(TimmClassifier):
     name = "effnet"
     timm_name = "tf_efficientnet_lite0"
-    native_size = 224
+    native_size = catalogue_size("effnet")
     mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
     has_classifier = True
 
@@ -50,7 +51,7 @@ class EfficientNetLite0(TimmClassifier):
             if set(sd) == set(net.state_dict()):   # already in timm's keys (e.g. a saved timm model)
                 return sd
             return by_position(sd, net)
-        return W.resolve(self.name, weights, bare, weights_dir, convert=convert, log=self.log)
+        return C.resolve(self.name, weights, bare, weights_dir, convert=convert, log=self.log)
 
     def classify_image(self, img) -> list[tuple[int, str, float]]:
         """Top-5 (index, name, probability) of an (H, W, 3) image in [0, 1] (numpy or torch)."""
@@ -65,4 +66,4 @@ class EfficientNetLite0(TimmClassifier):
 class EfficientNetLite2(EfficientNetLite0):
     name = "effnet_lite2"
     timm_name = "tf_efficientnet_lite2"
-    native_size = 260
+    native_size = catalogue_size("effnet_lite2")

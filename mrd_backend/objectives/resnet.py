@@ -7,13 +7,14 @@
 """
 from __future__ import annotations
 
-from . import weights as W
+from . import checkpoints as C
+from .catalogue import native_size as catalogue_size
 from .torch_base import TimmClassifier
 
 
 class ResNet50(TimmClassifier):
     name = "resnet"
-    native_size = 256
+    native_size = catalogue_size("resnet")
     has_classifier = True
 
     def build(self, weights, weights_dir):
@@ -21,7 +22,7 @@ class ResNet50(TimmClassifier):
 
         def bare():
             return timm.create_model("resnet50", pretrained=False, num_classes=1000)
-        return W.resolve(self.name, weights, bare, weights_dir, log=self.log)
+        return C.resolve(self.name, weights, bare, weights_dir, log=self.log)
 
 
 class ResNet50SIN(ResNet50):

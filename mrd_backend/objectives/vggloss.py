@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from . import weights as W
 from ..errors import MRDError
+from . import checkpoints as C
+from .catalogue import native_size as catalogue_size
 from .torch_base import TorchObjective
 
 N_LAYERS = 37   # torchvision vgg19().features: 16 conv + 16 ReLU + 5 max-pool
@@ -26,7 +27,7 @@ class _Trunk(torch.nn.Module):
 
 class VGGLoss(TorchObjective):
     name = "vggloss"
-    native_size = 256
+    native_size = catalogue_size("vggloss")
 
     def __init__(self, *args, layer: int = 8, **kwargs):
         if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < N_LAYERS:
@@ -44,7 +45,7 @@ class VGGLoss(TorchObjective):
         return parts[0] == "features" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) > self.layer
 
     def build(self, weights, weights_dir):
-        return W.resolve(self.name, weights, lambda: _Trunk(self.layer), weights_dir, ignore=self._ignore,
+        return C.resolve(self.name, weights, lambda: _Trunk(self.layer), weights_dir, ignore=self._ignore,
                          log=self.log)
 
     def features(self, x):

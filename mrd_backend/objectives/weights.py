@@ -1,10 +1,9 @@
-"""Where network weights come from: `pretrained` (the weights folder, then the libraries' own caches, then a download
-when a network is reachable), `untrained` (a seeded random init, an explicit control condition) or a local checkpoint
-PATH. Never a silent fallback: a model without its weights stops with one line that names the files and the fetch
-command, before anything is rendered.
+"""Which weight files each model needs and where they are found: the weights folder, then the libraries' own caches
+(torch hub, Hugging Face, a pip package), then a download when a network is reachable (download.py). Never a silent
+fallback: a model without its weights stops with one line that names the files and the fetch command, before
+anything is rendered. Also each file's checksum and provenance, for `mrd weights list` and the report.
 
-Every checkpoint is read safely (safetensors, or `torch.load(weights_only=True)`); a checkpoint of another
-architecture is reported with the keys that do not match.
+Reading a checkpoint and loading it into a network (pretrained | untrained | PATH) is checkpoints.py.
 """
 from __future__ import annotations
 
@@ -12,15 +11,12 @@ import hashlib
 import importlib.metadata as md
 import importlib.util
 import os
-import shutil
-import socket
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlparse
 
 from ..errors import MRDError
+from .download import download_part, offline, reachable
 from .offline_weights import CONVERTED_SHA256
 
 
@@ -194,55 +190,7 @@ def missing_message(model: str, explicit_dir: str | None = None, parts: tuple[Pa
             f"MRD_WEIGHTS_DIR), or use --weights untrained")
 
 
-# -- downloads ---------------------------------------------------------------------------------------------------------
-def offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-               for v in ("MRD_OFFLINE", "HF_HUB_OFFLINE"))
-
-
-def reachable(url: str, timeout: float = 3.0) -> bool:
-    """Whether the host of `url` answers on port 443 (a quick probe, so an offline machine fails fast)."""
-    if offline():
-        return False
-    host = urlparse(url).hostname
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def download_part(part: Part, dest_dir: Path, log=print) -> Path:
-    """Downloads files[0] of `part` into dest_dir (atomically, checking the sha256 prefix when known)."""
-    import torch
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    if part.package_file is not None and not part.urls:
-        src = part.package_file()
-        if src is None:
-            raise MRDError(f"{part.role}: the package that ships {part.files[0]} is not installed: pip install lpips")
-        shutil.copyfile(src, dest_dir / part.files[0])
-        return dest_dir / part.files[0]
-    errors = []
-    for url in part.urls:
-        if not reachable(url):
-            errors.append(f"{url} not reachable")
-            continue
-        log(f"downloading {url} -> {dest_dir / part.files[0]}")
-        fd, tmp = tempfile.mkstemp(dir=dest_dir, suffix=".part")
-        os.close(fd)
-        try:
-            torch.hub.download_url_to_file(url, tmp, hash_prefix=part.sha256_prefix, progress=True)
-            os.replace(tmp, dest_dir / part.files[0])
-            return dest_dir / part.files[0]
-        except Exception as exc:  # a failed mirror: try the next one
-            errors.append(f"{url}: {exc}")
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    raise MRDError(f"could not download {part.files[0]} ({'; '.join(errors) or 'no source'}): check the network, "
-                   f"or copy the file into {dest_dir} by hand")
-
-
+# -- locating (downloading what is missing) -----------------------------------------------------------------
 def locate(model: str, explicit_dir: str | None = None, log=print) -> list[Path]:
     """Paths of every part of `model`'s pretrained weights; downloads missing ones when a network is reachable,
     else raises the one-line message that names the files and the fetch command."""
@@ -263,99 +211,6 @@ def locate(model: str, explicit_dir: str | None = None, log=print) -> list[Path]
         raise MRDError(f"cannot write the weights folder {dest} ({exc}): choose a writable one with --weights-dir") \
             from None
     return [find_part(p, explicit_dir) for p in parts]
-
-
-# -- reading and loading -------------------------------------------------------------------------------------------
-def load_state_dict(path: str | Path) -> dict:
-    """Loads a checkpoint safely: safetensors, or torch.load(weights_only=True); unwraps 'state_dict'/'model' and
-    DataParallel's 'module.' prefixes."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise MRDError(f"checkpoint {path} does not exist: give the path of a .safetensors or .pth file, "
-                       "or use --weights pretrained|untrained")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            sd = load_file(str(path))
-        else:
-            import torch
-            sd = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise MRDError(f"cannot read checkpoint {path} ({type(exc).__name__}): give a .safetensors file or a "
-                       "torch state dict saved with torch.save") from None
-    for key in ("state_dict", "model"):
-        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
-            sd = sd[key]
-    if not isinstance(sd, dict) or not sd:
-        raise MRDError(f"checkpoint {path} does not hold a state dict: give a .safetensors file or a torch state dict")
-    return {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}
-
-
-def mismatch(own: dict, state_dict: dict, ignore: Callable[[str], bool] = lambda k: False) -> str:
-    """'' when state_dict fits the network's own state dict, else a short description of the mismatching keys."""
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own and not ignore(k)]
-    wrong = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}" for k in own
-             if k in state_dict and tuple(own[k].shape) != tuple(getattr(state_dict[k], "shape", ()))]
-    parts = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-        if keys:
-            parts.append(f"{len(keys)} {label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}")
-    return "; ".join(parts)
-
-
-def load_into(net, state_dict: dict, model: str, source: str, ignore: Callable[[str], bool] = lambda k: False,
-              skip_own: Callable[[str], bool] = lambda k: False) -> None:
-    """Loads strictly (up to keys `ignore`d in the checkpoint and aliases `skip_own`ed in the network); a mismatch
-    is a one-line error naming the first mismatching keys. Tensors take the network's dtypes. A network built on
-    the meta device (no wasted random init) gets the checkpoint's tensors assigned."""
-    own = {k: v for k, v in net.state_dict().items() if not skip_own(k)}
-    bad = mismatch(own, state_dict, ignore)
-    if bad:
-        raise MRDError(f"{source} is not a {model} checkpoint ({bad}): give weights of that architecture")
-    sd = {k: v.to(own[k].dtype).contiguous() for k, v in state_dict.items() if k in own}
-    net.load_state_dict(sd, strict=False, assign=any(v.is_meta for v in own.values()))
-
-
-def _on_meta(net) -> bool:
-    return any(t.is_meta for t in list(net.parameters()) + list(net.buffers()))
-
-
-def _load_built(build_untrained, sd_loader, model, source, convert, ignore):
-    """Builds the network without its random init (meta device) and loads the checkpoint into it; falls back to a
-    normal build when something stays unloaded (a buffer that no checkpoint holds)."""
-    import torch
-    sd = sd_loader()
-    try:
-        with torch.device("meta"):
-            net = build_untrained()
-    except Exception:
-        net = None
-    if net is not None:
-        load_into(net, convert(sd, net), model, source, ignore)
-        if not _on_meta(net):
-            return net
-    net = build_untrained()
-    load_into(net, convert(sd, net), model, source, ignore)
-    return net
-
-
-def resolve(model: str, choice: str, build_untrained, weights_dir_: str | None = None, convert=None, ignore=None,
-            log=print):
-    """Returns (net, label) for choice pretrained | untrained | PATH, for a model whose weights are one file.
-    `build_untrained()` makes the bare (seeded) network; `convert(sd, net)` maps other checkpoint formats onto the
-    network's keys; `ignore(key)` names checkpoint keys that may be present but are not used (e.g. a text tower)."""
-    convert = convert or (lambda sd, net: sd)
-    ignore = ignore or (lambda k: False)
-    if choice == "untrained":
-        return build_untrained(), "untrained"
-    check_weights_dir(weights_dir_)
-    if choice == "pretrained":
-        paths = locate(model, weights_dir_, log)   # raises before the network is even built
-        return _load_built(build_untrained, lambda: load_state_dict(paths[0]), model, str(paths[0]), convert,
-                           ignore), "pretrained"
-    sd = load_state_dict(choice)
-    return _load_built(build_untrained, lambda: sd, model, str(choice), convert, ignore), str(choice)
 
 
 def sha256(path: Path, chunk: int = 1 << 22) -> str:

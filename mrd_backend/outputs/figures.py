@@ -5,16 +5,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 
-def save_figure(fig, path, dpi: int = 90) -> Path:
-    """Writes a matplotlib figure atomically (temporary name, then rename) and closes it."""
+
+def save_figure(fig, path, dpi: int = 90, **savefig) -> Path:
+    """Writes a matplotlib figure atomically (temporary name, then rename) and closes it; `savefig` are more
+    arguments of Figure.savefig (bbox_inches, ...)."""
     import matplotlib.pyplot as plt
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    tmp.replace(path)
+    try:  # the format from the real name: the temporary one ends in .tmp
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png", **savefig))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -48,6 +51,4 @@ def optimization_gif(path: Path, frames: list[Path], max_side: int = 512, max_fr
         im = Image.open(f).convert("RGB")
         im.thumbnail((max_side, max_side))
         imgs.append(np.asarray(im))
-    tmp = path.with_name(path.stem + ".tmp.gif")
-    iio.imwrite(tmp, np.stack(imgs), extension=".gif", duration=150, loop=0)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: iio.imwrite(tmp, np.stack(imgs), extension=".gif", duration=150, loop=0))

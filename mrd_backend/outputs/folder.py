@@ -3,7 +3,6 @@ that fails or is cancelled keeps every result it already wrote, and `report.json
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import time
@@ -15,9 +14,11 @@ import numpy as np
 from ..atomic import atomic_write, npz_bytes
 from ..determinism import enough_threads_for_io
 from ..errors import MRDError
+from ..protocol import no_nan
 from ..render.tonemap import to_uint8
 from ..render.variant import mitsuba
 from ..scene.meshes import save_ply
+from .naming import unused_name
 
 REPORT_VERSION = 1
 
@@ -60,12 +61,7 @@ def _unused(path: Path) -> bool:
 
 def _fresh(path: Path) -> Path:
     """Never reuses a folder that holds an earlier run: a suffix keeps both."""
-    if not is_run_folder(path):
-        return path
-    i = 2
-    while (path.parent / f"{path.name}-{i}").exists():
-        i += 1
-    return path.parent / f"{path.name}-{i}"
+    return unused_name(path, taken=is_run_folder)
 
 
 def choose_run_folder(path: str | Path) -> Path:
@@ -158,17 +154,7 @@ def strict_json(data) -> str:
     try:
         return json.dumps(data, indent=1, default=_plain, allow_nan=False)
     except ValueError:
-        return json.dumps(_finite(json.loads(json.dumps(data, default=_plain))), indent=1, allow_nan=False)
-
-
-def _finite(x):
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    return x
+        return json.dumps(no_nan(json.loads(json.dumps(data, default=_plain))), indent=1, allow_nan=False)
 
 
 def _plain(x):

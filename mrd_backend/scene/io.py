@@ -9,6 +9,7 @@ import numpy as np
 
 from .cameras import CameraRig
 from .environment import Environment
+from ..atomic import atomic_write, npz_bytes
 from ..errors import MRDError
 from .spec import Material, SceneSpec
 
@@ -56,10 +57,8 @@ def save_spec(spec: SceneSpec, path: str | Path) -> Path:
     for k in ("uvs", "normals"):
         if getattr(spec, k) is not None:
             arrays[k] = getattr(spec, k)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
-    tmp.replace(path)
-    return path
+    data = npz_bytes({"header": np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays})
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def load_spec(path: str | Path) -> SceneSpec:

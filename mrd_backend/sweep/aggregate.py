@@ -7,10 +7,13 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import math
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_write
+from ..outputs.figures import save_figure
+from ..protocol import finite as _finite
 
 # Verdict outcomes: w16's (metamer, reconstruction, not_metamer, inconclusive, uninformative) and the older
 # supported / not supported / inconclusive, each with one colour.
@@ -28,14 +31,6 @@ def _report(run_dir: Path) -> dict | None:
         return json.loads((run_dir / "report.json").read_text())
     except (OSError, ValueError):
         return None
-
-
-def _finite(x):
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def cell_record(cell: dict, sweep_dir: Path) -> dict:
@@ -71,14 +66,13 @@ def cell_record(cell: dict, sweep_dir: Path) -> dict:
 
 
 def write_csv(records: list, path: Path) -> Path:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for rec in records:
-            w.writerow({k: ("" if rec.get(k) is None else rec.get(k)) for k in CSV_FIELDS})
-    tmp.replace(path)
-    return path
+    def write(tmp):
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+            w.writeheader()
+            for rec in records:
+                w.writerow({k: ("" if rec.get(k) is None else rec.get(k)) for k in CSV_FIELDS})
+    return atomic_write(path, write)
 
 
 def bootstrap_ci(values, draws: int = 2000, level: float = 0.95, seed: int = 0):
@@ -114,11 +108,7 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def _rows_cols(records):
@@ -300,7 +290,4 @@ def write_html(records, figures, groups, sweep_dir: Path, state: dict) -> Path:
         title=f"mrd sweep: {sweep_dir.name}", records=records, figures=figures, groups=groups, counts=counts,
         state=state, fmt=lambda x, n=4: "—" if x is None else f"{x:.{n}f}")
     path = sweep_dir / "sweep.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..errors import MRDError
 
 SWEEP_VERSION = 1
@@ -97,9 +98,8 @@ class Progress:
 
 def write_state(sweep_dir: Path, state: dict) -> None:
     p = sweep_dir / "sweep.json"
-    tmp = p.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(state, indent=1, default=str))
-    tmp.replace(p)
+    text = json.dumps(state, indent=1, default=str)
+    atomic_write(p, lambda tmp: tmp.write_text(text))
 
 
 def run_sweep(cells, sweep_dir: Path, opts, wandb: dict | None = None, quiet=False, dry_run=False) -> dict:
