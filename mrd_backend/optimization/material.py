@@ -138,7 +138,23 @@ def resolve_params(requested, scene: str, defaults) -> list[str]:
 
 
 class MaterialParameters:
+    """The Parameters interface (parameters.py) for a principled material on a fixed object."""
     kind = "material"
+
+    # -- set-up ---------------------------------------------------------------------------------------------------
+    @classmethod
+    def integrator(cls, spec, cfg) -> int:
+        if spec.integrator is None:  # an object without an integrator of its own: a path tracer
+            spec.integrator = dict(DEFAULT_INTEGRATOR)
+        return cfg.spp
+
+    @classmethod
+    def integrator_note(cls, cfg, spp_grad: int) -> None:
+        return None
+
+    @classmethod
+    def build(cls, mi, spec, cfg, log=print, start=None) -> "MaterialParameters":
+        return cls.create(mi, spec, cfg, None, log)
 
     @classmethod
     def create(cls, mi, spec, cfg, folder=None, log=print) -> "MaterialParameters":
@@ -333,7 +349,34 @@ class MaterialParameters:
         return False
 
     # -- what a run reports ---------------------------------------------------------------------------------------
-    def values(self) -> tuple[dict, dict]:
+    @property
+    def gradient_keys(self) -> list[str]:
+        return list(self.keys.values())
+
+    def values(self, state: dict) -> dict:
+        textures, material = self.current()
+        return {"textures": textures, "material": material}
+
+    def start_metrics(self) -> dict:
+        return {}
+
+    def outputs_due(self, epoch: int, remeshed: bool, last: bool) -> bool:
+        return epoch % self.cfg.render_every == 0 or last
+
+    def write_start(self, folder) -> None:
+        pass
+
+    def end_state(self, last_good: dict, interrupted: bool) -> dict:
+        """The values as they are (the final renders show them, as a shape run's show its last good mesh)."""
+        return last_good
+
+    def write_final(self, folder, state: dict) -> None:
+        folder.files.update(self.write_outputs(folder, "final"))
+
+    def final_mesh(self, state: dict) -> tuple:
+        return None, None
+
+    def current(self) -> tuple[dict, dict]:
         """(textures: name -> float32 (H, W, C) linear, material: name -> float or RGB list) of the current
         material, optimized and fixed parameters alike."""
         textures = {n: self._np(n) for n in self.textures}
@@ -367,7 +410,7 @@ class MaterialParameters:
         s = float(self.start_material.params.get("specular", PRINCIPLED_DEFAULTS["specular"]))
         return eta_from_specular(s), s
 
-    def log_values(self) -> dict:
+    def log_values(self, state: dict | None = None, remeshed: bool = False) -> dict:
         """The step entry's material part: current scalars, the scalar lr, per-texel RMSE against the target."""
         entry = {"params": {n: float(v.ravel()[0]) if v.size == 1 else [float(x) for x in v.ravel()]
                             for n, v in ((n, self._np(n)) for n in self.keys if n not in self.textures)},
@@ -378,10 +421,11 @@ class MaterialParameters:
         self.history.append(entry)
         return entry
 
-    def write_outputs(self, folder, tag) -> dict:
-        """Textures as 8-bit PNG (sRGB for base_color, the values themselves for data maps) and linear EXR under
+    def write_outputs(self, folder, tag, state: dict | None = None) -> dict:
+        """`tag`: a step number (files step_NNNNNN_*) or "final". Textures as 8-bit PNG (sRGB for base_color, the values themselves for data maps) and linear EXR under
         textures/; at "final" also the material as a Mitsuba dict and a Blender Principled BSDF description."""
-        textures, material = self.values()
+        tag = f"step_{tag:06d}" if isinstance(tag, int) else tag
+        textures, material = self.current()
         files = {}
         for n, arr in textures.items():
             exr = folder.write_exr(f"textures/{tag}_{n}.exr", arr, "textures")
@@ -455,7 +499,7 @@ class MaterialParameters:
                 "Blender and Mitsuba implement the principled model differently: renders match closely, not exactly"],
         }
 
-    def final_metrics(self) -> dict:
+    def final_metrics(self, state: dict | None = None, start: dict | None = None) -> dict:
         """Per-texel RMSE against the target texture (where the target has one) and per-parameter error against the
         target's scalars, at the start and at the end."""
         end = self.state()
@@ -479,7 +523,7 @@ class MaterialParameters:
                        "error_start": float(np.abs(s - t).mean()), "error_end": float(np.abs(e - t).mean())}
         if errs:
             out["parameter_error"] = errs
-        _, out["final"] = self.values()
+        _, out["final"] = self.current()
         return {"material": out}
 
     # -- target comparison ------------------------------------------------------------------------------------------
