@@ -150,11 +150,11 @@ def test_no_module_named_optimize():
 
 def test_blender_side_imports_only_the_numpy_part():
     """What the add-on's client loads (scene/ and the root helpers it needs) imports, at module level, no Mitsuba,
-    Dr.Jit or torch module of ours (render/, objectives/) and nothing from optimization/ but material.py."""
+    Dr.Jit or torch module of ours (render/, objectives/) and nothing from optimization/."""
     top, _, imported = _graphs()
     seen, todo = set(), ["mrd_backend", "mrd_backend.errors", "mrd_backend.scene.spec", "mrd_backend.scene.io",
                          "mrd_backend.scene.cameras", "mrd_backend.scene.environment", "mrd_backend.scene.meshes",
-                         "mrd_backend.scene.lights", "mrd_backend.optimization.material", "mrd_backend.protocol"]
+                         "mrd_backend.scene.lights", "mrd_backend.scene.principled", "mrd_backend.protocol"]
     while todo:
         n = todo.pop()
         if n not in seen:
@@ -162,8 +162,8 @@ def test_blender_side_imports_only_the_numpy_part():
             todo.extend(top.get(n, ()))
     heavy = {"mitsuba", "drjit", "torch", "torchvision", "timm", "open_clip", "lpips", "matplotlib", "ray", "wandb"}
     assert sorted(n for n in seen if {m for m, at_top in imported.get(n, ()) if at_top} & heavy) == []
-    assert sorted(n for n in seen if n.startswith(("mrd_backend.render", "mrd_backend.objectives",
-                                                   "mrd_backend.evidence", "mrd_backend.cli"))) == []
+    assert sorted(n for n in seen if n.startswith(("mrd_backend.render", "mrd_backend.objectives", "mrd_backend.evidence",
+                                                   "mrd_backend.cli", "mrd_backend.optimization"))) == []
 
 
 def test_protocol_is_one_stdlib_file_both_ends_read():

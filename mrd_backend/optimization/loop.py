@@ -30,7 +30,7 @@ from ..outputs.recorder import Recorder
 from ..render.guiding import steady_guiding
 from ..seeds import EVALUATE, render_seed
 from . import resume
-from .parameters import Parameters, parameter_class
+from .parameters import Parameters, parameter_class, resolved_config
 from .timing import Profile
 
 
@@ -86,15 +86,12 @@ class Run:
     reset_peak_after_loop = False  # `mrd bench` sets it: report["memory"] then tells the loop's peak from the end's
 
     def __init__(self, cfg: RunConfig, target=None, start=None, log=print, folder=None, checkpoint=None):
-        from ..objectives import objective_class
         from ..preflight import check_inputs
         from ..scenes import load_scene
-        from ..scenes import materials as material_scenes
 
         start = check_inputs(cfg, target, start)  # bad input: one line now, before set-up and any run folder
         self.log = log
-        native = objective_class(cfg.model).native_size
-        self.cfg = c = cfg.resolved(cfg.scene in material_scenes.names() or cfg.mode == "material", native)
+        self.cfg = c = resolved_config(cfg)
         self.target_from_config = target is None
         self.spec = target if target is not None else load_scene(c.scene, c.envmap, c.views, c.width, up=c.up)
         _place_cameras(self.spec, c)

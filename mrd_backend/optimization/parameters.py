@@ -96,3 +96,12 @@ def parameter_class(mode: str) -> type:
         return ShapeParameters
     from .material import MaterialParameters
     return MaterialParameters
+
+
+def resolved_config(cfg):
+    """The config with the defaults that depend on the kind of run (a bundled material scene is a material run)
+    and on the model's native size filled in."""
+    from ..objectives import objective_class
+    from ..scenes import materials as material_scenes
+    return cfg.resolved(cfg.scene in material_scenes.names() or cfg.mode == "material",
+                        objective_class(cfg.model).native_size)
