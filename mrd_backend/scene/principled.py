@@ -26,8 +26,6 @@ SOCKETS = {"base_color": ("Base Color",), "roughness": ("Roughness",), "metallic
            "anisotropic": ("Anisotropic",), "sheen": ("Sheen Weight", "Sheen"), "sheen_tint": ("Sheen Tint",),
            "clearcoat": ("Coat Weight", "Clearcoat"), "spec_trans": ("Transmission Weight", "Transmission"),
            "eta": ("IOR",)}
-# Blender 4's Specular Tint and Sheen Tint are colours (scalars in Mitsuba): written for Blender 3 only.
-BLENDER_3_ONLY = ("spec_tint", "sheen_tint")
 # clearcoat_gloss has no socket of its own: Blender's coat roughness, converted (coat_roughness).
 COAT_ROUGHNESS = ("Coat Roughness", "Clearcoat Roughness")
 MITSUBA_F0_PER_SPECULAR = 0.08
@@ -72,14 +70,17 @@ def coat_roughness(gloss) -> float | None:
 
 
 def blender_inputs(val, eta: float, specular: float, blender_3: bool = False) -> dict:
-    """Principled BSDF socket -> value, for Blender 4.x or 3.x: `val(name)` gives each backend parameter's value
-    (a number, an RGB list or an image description)."""
-    sockets = [(n, SOCKETS[n][-1] if blender_3 else SOCKETS[n][0]) for n in
-               ("base_color", "metallic", "roughness", "anisotropic", "spec_trans", "clearcoat", "sheen",
-                *(BLENDER_3_ONLY if blender_3 else ()))]
-    out = {socket: val(n) for n, socket in sockets}
+    """Principled BSDF socket -> value, for Blender 4.x or 3.x, in the panel's order: `val(name)` gives each backend
+    parameter's value (a number, an RGB list or an image description). Sockets without a value are left out."""
+    pick = -1 if blender_3 else 0
+    out = {SOCKETS[n][pick]: val(n) for n in ("base_color", "metallic", "roughness")}
     out[SOCKETS["eta"][0]] = eta
-    out[SOCKETS["specular"][-1] if blender_3 else SOCKETS["specular"][0]] = \
-        specular if blender_3 else NEUTRAL_SPECULAR_LEVEL
-    out[COAT_ROUGHNESS[-1] if blender_3 else COAT_ROUGHNESS[0]] = coat_roughness(val("clearcoat_gloss"))
+    out[SOCKETS["specular"][pick]] = specular if blender_3 else NEUTRAL_SPECULAR_LEVEL
+    if blender_3:
+        out[SOCKETS["spec_tint"][0]] = val("spec_tint")
+    out.update({SOCKETS[n][pick]: val(n) for n in ("anisotropic", "spec_trans", "clearcoat")})
+    out[COAT_ROUGHNESS[pick]] = coat_roughness(val("clearcoat_gloss"))
+    out[SOCKETS["sheen"][pick]] = val("sheen")
+    if blender_3:
+        out[SOCKETS["sheen_tint"][0]] = val("sheen_tint")
     return {k: v for k, v in out.items() if v is not None}
