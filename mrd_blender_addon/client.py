@@ -78,7 +78,7 @@ def backend():
             spec.loader.exec_module(module)
             _BACKEND = module
     for sub in ("errors", "config", "objectives.catalogue", "outputs.naming", "scene.spec", "scene.io",
-                "scene.cameras", "scene.environment", "scene.meshes", "scene.lights", "optimization.material"):
+                "scene.cameras", "scene.environment", "scene.meshes", "scene.lights", "scene.principled"):
         importlib.import_module(f"{_BACKEND.__name__}.{sub}")
     return _BACKEND
 

@@ -20,9 +20,9 @@ def _model_items():
 MODEL_ITEMS = _model_items()
 
 
-# Material runs: what can be optimized and how it starts, from the backend's bpy-free material module (short
+# Material runs: what can be optimized and how it starts, from the backend's principled table (scene/principled.py; short
 # labels: the panel shows them as toggles two to a row).
-_material = backend().optimization.material
+_material = backend().scene.principled
 SHORT = {"base_color": "Base color", "spec_tint": "Spec. tint", "anisotropic": "Anisotropy",
          "clearcoat_gloss": "Coat gloss", "spec_trans": "Transmit", "eta": "IOR (eta)", "clearcoat": "Clearcoat"}
 PARAM_ITEMS = [(n, SHORT.get(n, n.replace("_", " ").capitalize()), f"Optimize {n} (Mitsuba principled BSDF)", 1 << i)

@@ -150,12 +150,11 @@ def test_no_module_named_optimize():
 
 def test_blender_side_imports_only_the_numpy_part():
     """What the add-on's client loads (scene/ and the root helpers it needs) imports, at module level, no Mitsuba,
-    Dr.Jit or torch module of ours (render/, objectives/ but its catalogue) and nothing from optimization/ but
-    material.py."""
+    Dr.Jit or torch module of ours (render/, objectives/ but its catalogue) and nothing from optimization/."""
     top, _, imported = _graphs()
     seen, todo = set(), ["mrd_backend", "mrd_backend.errors", "mrd_backend.scene.spec", "mrd_backend.scene.io",
                          "mrd_backend.scene.cameras", "mrd_backend.scene.environment", "mrd_backend.scene.meshes",
-                         "mrd_backend.scene.lights", "mrd_backend.optimization.material", "mrd_backend.protocol",
+                         "mrd_backend.scene.lights", "mrd_backend.scene.principled", "mrd_backend.protocol",
                          "mrd_backend.config", "mrd_backend.objectives.catalogue", "mrd_backend.outputs.naming"]
     while todo:
         n = todo.pop()
@@ -167,7 +166,8 @@ def test_blender_side_imports_only_the_numpy_part():
     light = {"mrd_backend.objectives", "mrd_backend.objectives.catalogue"}  # the model table, no network code
     assert sorted(n for n in seen - light if n.startswith(("mrd_backend.render", "mrd_backend.objectives",
                                                           "mrd_backend.evidence", "mrd_backend.cli",
-                                                          "mrd_backend.outputs.folder"))) == []
+                                                          "mrd_backend.outputs.folder",
+                                                          "mrd_backend.optimization"))) == []
 
 
 def test_protocol_is_one_stdlib_file_both_ends_read():

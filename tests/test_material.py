@@ -9,7 +9,9 @@ from mrd_backend.scenes import materials as material_scenes
 from mrd_backend.scene.cameras import look_at
 from mrd_backend.config import RunConfig
 from mrd_backend.errors import MRDError
-from mrd_backend.optimization.material import MaterialParameters, from_srgb, read_texture, to_srgb, valid_range
+from mrd_backend.optimization.material import MaterialParameters
+from mrd_backend.scene.images import from_srgb, read_texture, to_srgb
+from mrd_backend.scene.principled import valid_range
 from mrd_backend.optimization.loop import optimize
 from mrd_backend.scene.spec import Material
 

@@ -59,6 +59,7 @@ def test_bad_values_are_one_line_errors():
 
 def test_the_profile_reaches_cameras_environment_start_and_seeds(tmp_path, monkeypatch):
     from mrd_backend.optimization.loop import Run
+    from mrd_backend.optimization.shape import start_mesh
     cfg = RunConfig(scene="blob", envmap="forest", model="mae", views=3, width=32, height=32, spp=2, epochs=1,
                     remesh=[], start_subdivisions=2, patience=0, evidence=False, turntable_frames=0, panel_every=-1,
                     profile="research", out=str(tmp_path / "run"))
@@ -69,7 +70,7 @@ def test_the_profile_reaches_cameras_environment_start_and_seeds(tmp_path, monke
     for m in mats:   # each camera looks at the origin
         np.testing.assert_allclose(np.cross(m[:3, 2], -m[:3, 3] / np.linalg.norm(m[:3, 3])), 0, atol=1e-9)
     assert run.spec.environment.rotation_z == -90.0
-    v, _ = run._start_mesh()
+    v, _ = start_mesh(run.cfg, run.spec, run.start)
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
     result = run.execute()
     saved = json.loads((tmp_path / "run" / "config.json").read_text())

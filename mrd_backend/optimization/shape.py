@@ -5,19 +5,66 @@ from __future__ import annotations
 import drjit as dr
 import numpy as np
 
+from ..config import gradient_spp, integrator_settings
 from ..errors import MRDError
-from ..scene.meshes import manifold_problems, remesh
+from ..scene.meshes import chamfer, check_mesh, icosphere, manifold_problems, remesh
+from ..scenes import load_target_mesh
 from .checkpoint import load_optimizer_arrays, optimizer_arrays, optimizer_values
 from .regularizers import Regularizers
 
 KEY = "shape.vertex_positions"
 
 
+def start_mesh(cfg, spec, start=None) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh a shape run starts from: the caller's, an icosphere (in the target's bounds, or at the origin as in
+    the research code), the target itself (the reconstruction control) or a bundled or file mesh."""
+    if start is not None:
+        v, f = start
+    elif cfg.start == "icosphere" and cfg.start_placement == "origin":
+        v, f = icosphere(cfg.start_subdivisions)   # research: ico_10k.ply at the origin, its file scale
+    elif cfg.start == "icosphere":
+        center, radius = spec.bounds()
+        v, f = icosphere(cfg.start_subdivisions)
+        v = (v * 0.7 * radius + center).astype(np.float32)
+    elif cfg.start == "target":  # the reconstruction control: start at the answer
+        v, f = spec.vertices, spec.faces
+    else:
+        v, f = load_target_mesh(cfg.start)
+    check_mesh(v, f, "start mesh", closed=True)
+    return np.asarray(v, np.float32), np.asarray(f, np.int32)
+
+
 class ShapeParameters:
+    """The Parameters interface (parameters.py) for a mesh."""
     kind = "shape"
+    gradient_keys = [KEY]
+
+    # -- set-up ---------------------------------------------------------------------------------------------------
+    @classmethod
+    def integrator(cls, spec, cfg) -> int:
+        spec.integrator = integrator_settings(cfg.integrator, cfg.spp)
+        return gradient_spp(cfg.integrator, cfg.spp)
+
+    @classmethod
+    def integrator_note(cls, cfg, spp_grad: int) -> str:
+        if cfg.integrator == "fast":
+            return (f"integrator profile 'fast': no indirect-silhouette (shadow-boundary) gradients, gradients at "
+                    f"{spp_grad} spp; 5-14x faster per epoch on a CPU at equal chamfer (docs/speed.md); "
+                    "--integrator research for the research code's settings")
+        return ("integrator profile 'research': the research code's direct_projective settings (octree guiding; "
+                "--integrator fast is 5-14x faster on a CPU)")
+
+    @classmethod
+    def build(cls, mi, spec, cfg, log=print, start=None) -> "ShapeParameters":
+        v, f = start_mesh(cfg, spec, start)
+        scene = spec.load(vertices=v, faces=f)
+        p = cls(mi, mi.traverse(scene), v, f, cfg, log)
+        p.scene, p.spec = scene, spec
+        return p
 
     def __init__(self, mi, params, vertices, faces, cfg, log=print):
         self.mi, self.params, self.cfg, self.log = mi, params, cfg, log
+        self.scene = self.spec = None   # set by build()
         self.lr = cfg.lr
         self.regs = Regularizers(vertices, faces, {"laplacian": cfg.reg_laplacian, "edge": cfg.reg_edge,
                                                    "area": cfg.reg_area, "arap": cfg.reg_arap})
@@ -99,3 +146,41 @@ class ShapeParameters:
         self._reset(v, f)
         self._rebuild_regularizers(v, f)
         return True
+
+    # -- what a run reports -----------------------------------------------------------------------------------------
+    def start_metrics(self) -> dict:
+        return chamfer(self.state()["vertices"], self.faces, self.spec.vertices, self.spec.faces)
+
+    def log_values(self, state: dict, remeshed: bool) -> dict:
+        return {"n_vertices": int(len(state["vertices"])), "lr": self.lr, "remeshed": remeshed}
+
+    def values(self, state: dict) -> dict:
+        return {"vertices": state["vertices"], "faces": state["faces"]}
+
+    def outputs_due(self, epoch: int, remeshed: bool, last: bool) -> bool:
+        return epoch % self.cfg.mesh_every == 0 or remeshed or last
+
+    def write_start(self, folder) -> None:
+        folder.write_mesh("meshes/target.ply", self.spec.vertices, self.spec.faces, "target_mesh")
+        folder.write_mesh("meshes/start.ply", *self.rest)
+
+    def write_outputs(self, folder, epoch: int, state: dict) -> dict:
+        return {"mesh": folder.rel(folder.write_mesh(f"meshes/step_{epoch:06d}.ply", state["vertices"],
+                                                     state["faces"]))}
+
+    def end_state(self, last_good: dict, interrupted: bool) -> dict:
+        """The last good mesh: after a cancel or a failure the scene may hold a half-stepped or NaN one."""
+        if interrupted:
+            self.restore(last_good)
+        return last_good
+
+    def write_final(self, folder, state: dict) -> None:
+        folder.write_mesh("meshes/final.ply", state["vertices"], state["faces"])
+
+    def final_metrics(self, state: dict, start: dict) -> dict:
+        end = chamfer(state["vertices"], state["faces"], self.spec.vertices, self.spec.faces)
+        return {"chamfer": {"start": start["chamfer"], "end": end["chamfer"]},
+                "normal_consistency": {"start": start["normal_consistency"], "end": end["normal_consistency"]}}
+
+    def final_mesh(self, state: dict) -> tuple:
+        return state["vertices"], state["faces"]

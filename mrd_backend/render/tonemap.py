@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..scene.images import to_srgb
+
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """The sRGB transfer curve of non-negative linear values, clamped to [0, 1] (numpy)."""
-    return np.clip(np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055), 0.0, 1.0)
+    """The sRGB transfer curve (scene/images.py) of linear values, clamped to [0, 1], in the input's float type."""
+    return to_srgb(x).astype(np.result_type(np.asarray(x).dtype, np.float32))
 
 
 def to_ldr(img):

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..errors import MRDError
+from .images import from_srgb
 
 
 # File types whose convention is Y up; Blender's importers turn them to Z up ((x, y, z) -> (x, -z, y)).
@@ -106,8 +107,7 @@ def _base_color_of(material):
 
 def _linear(image) -> np.ndarray:
     """A colour texture (sRGB, as Blender reads one) as linear float RGB (H, W, 3)."""
-    a = np.asarray(image.convert("RGB"), np.float32) / 255.0
-    return np.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    return from_srgb(np.asarray(image.convert("RGB"), np.float32) / 255.0).astype(np.float32)
 
 
 def save_ply(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> Path:
