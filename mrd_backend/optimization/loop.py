@@ -227,7 +227,8 @@ class Run:
             from .material import MaterialParameters
             self.P = MaterialParameters.create(mi, spec, c, self.folder, self.log)
             self.scene, self.params = self.P.scene, self.P.params
-        steady_guiding(self.scene.integrator())  # same guiding, no per-step compiles or 1.2 GB buffers (render/guiding.py)
+        # same guiding, no per-step compiles or 1.2 GB buffers; each view's octree kept guiding_every passes (render/guiding.py)
+        self.guiding = steady_guiding(self.scene.integrator(), every=c.guiding_every)
 
     @property
     def panel_models(self) -> list:
@@ -468,6 +469,8 @@ class Run:
             self.final_state = state
             with self.profile("remesh"):
                 remeshed = self.P.end_of_epoch(epoch)
+            if remeshed and getattr(self, "guiding", None):
+                self.guiding.forget()       # new topology: the octrees' sample space is another one
             seconds = time.perf_counter() - t0
             if loss < self.best - c.min_delta:
                 self.best, self.bad, self.best_state = loss, 0, state
@@ -676,7 +679,9 @@ class Run:
              "model": c.model, "weights": obj.weights_used if obj else c.weights, "preprocess": c.preprocess,
              "variant": variant, "versions": versions(), "integrator": {"profile": c.integrator,
                                                                         **self.spec.integrator_dict(),
-                                                                        "spp_grad": getattr(self, "spp_grad", c.spp)},
+                                                                        "spp_grad": getattr(self, "spp_grad", c.spp),
+                                                                        **(self.guiding.describe()
+                                                                           if getattr(self, "guiding", None) else {})},
              "objective": obj.describe() if obj else {"name": c.model}, "config": c.to_dict(),
              "started": self.folder.started, "seconds": time.time() - self.folder.started,
              "steps": self.steps, "profile": self.profile.summary(), "files": self.folder.files}
