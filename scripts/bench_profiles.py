@@ -102,6 +102,7 @@ def main(argv=None) -> int:
     p.add_argument("--schedule", default="per_view", choices=["per_view", "per_epoch"])
     p.add_argument("--out", default=None, help="folder for the runs (default: a temporary folder)")
     p.add_argument("--json", help="also write every run's figures to this JSON file")
+    p.add_argument("--config", help="JSON file of further RunConfig keys for every run (e.g. {\"evidence\": false})")
     p.add_argument("--child", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
@@ -116,7 +117,8 @@ def main(argv=None) -> int:
             for cand in order:
                 spec = dict(scene=scene, envmap=a.envmap, views=a.views, size=a.size, spp=a.spp, epochs=a.epochs,
                             remesh=a.remesh, seed=seed, candidate=cand, schedule=a.schedule,
-                            out=str(base / f"{scene}-{cand.replace('@', '-').replace('~', '-k')}-{seed}"))
+                            out=str(base / f"{scene}-{cand.replace('@', '-').replace('~', '-k')}-{seed}"),
+                            config=json.loads(Path(a.config).read_text()) if a.config else {})
                 proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True,
                                       text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
                 line = next((x for x in proc.stdout.splitlines() if "RESULT {" in x), None)  # Mitsuba may colour
