@@ -76,6 +76,7 @@ class GuidingReuse:
                      for s in scene.silhouette_shapes())
 
     def describe(self) -> dict:
+        """For report.json; octree_builds counts every set-up run, also those that found no shadow boundary."""
         return {"guiding_every": self.every, "octree_builds": self.builds, "octree_reuses": self.reuses}
 
     def wrap(self, detail, build):
