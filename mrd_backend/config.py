@@ -89,6 +89,8 @@ class RunConfig:
     min_delta: float | None = None     # research: 1e-5 shape, 1e-4 material
     schedule: str | None = None        # per_view (one step per view, research shape) | per_epoch (accumulate)
     integrator: str = "fast"           # fast | research (direct_projective profiles)
+    guiding_every: int = 1             # research: build each view's guiding octree every N backward passes
+    #                                    (1 = every pass, as Mitsuba does; reused in between, rebuilt after a remesh)
     start: str = "icosphere"           # icosphere | target (the reconstruction control) | a bundled mesh | a path
     start_subdivisions: int = 5        # level-5 icosphere = 10,242 vertices
     up: str = "auto"                   # up axis of mesh files: auto (OBJ, glTF: Y, as Blender imports them) | y | z
@@ -205,7 +207,7 @@ FIELD_KINDS = {
     "height": "int?", "spp": "int", "seed": "int", "deterministic": "bool", "epochs": "int", "lr": "float?",
     "step_lambda": "float?", "remesh": "ints?", "remesh_decay": "float", "reg_laplacian": "float",
     "reg_edge": "float", "reg_area": "float", "reg_arap": "float", "patience": "int", "min_delta": "float?",
-    "schedule": "str?", "integrator": "str", "start": "path", "start_subdivisions": "int", "up": "str",
+    "schedule": "str?", "integrator": "str", "guiding_every": "int", "start": "path", "start_subdivisions": "int", "up": "str",
     "weights": "path", "weights_dir": "path?", "preprocess": "str", "classify": "bool", "class_index": "int?",
     "alpha": "float",
     "params": "strs?", "init": "path", "texture_size": "ints?", "masks": "bool", "forward": "bool",
@@ -217,7 +219,7 @@ FIELD_KINDS = {
 }
 # Smallest allowed value of numeric settings (None values are the defaults and pass).
 MINIMUM = {"views": 1, "width": 1, "height": 1, "spp": 1, "epochs": 1, "start_subdivisions": 0, "patience": 0,
-           "log_every": 1, "render_every": 1, "mesh_every": 1, "turntable_frames": 0, "min_delta": 0.0,
+           "log_every": 1, "guiding_every": 1, "render_every": 1, "mesh_every": 1, "turntable_frames": 0, "min_delta": 0.0,
            "remesh_decay": 0.0, "reg_laplacian": 0.0, "reg_edge": 0.0, "reg_area": 0.0, "reg_arap": 0.0}
 CHOICES = {"mode": ("shape", "material"), "schedule": ("per_view", "per_epoch"), "preprocess": ("correct", "research"),
            "up": ("auto", "y", "z"), "camera_target": ("center", "origin"), "target_seeds": ("per_view", "research"),

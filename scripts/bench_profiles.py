@@ -7,6 +7,9 @@ final chamfer distance to the target and seconds per epoch, runs of the same len
 
 A candidate passes when its final chamfer is within 10 % of the reference run (`research` unless --reference says
 otherwise) of the same scene and seed (lower is better, so only a chamfer more than 10 % above the reference fails).
+A candidate NAME~K runs profile NAME with guiding_every K (each view's guiding octree built every K backward passes,
+docs/speed.md):
+    .venv/bin/python scripts/bench_profiles.py --candidates research research~2 --reference research
 A candidate NAME@per_epoch runs profile NAME with one optimizer step per epoch instead of one per view:
 
     .venv/bin/python scripts/bench_profiles.py --candidates fast fast@per_epoch --reference fast
@@ -45,7 +48,7 @@ EXTRA_CANDIDATES = {
 
 def candidate(name: str):
     from mrd_backend.config import INTEGRATOR_PROFILES
-    name = name.split("@")[0]
+    name = name.split("@")[0].split("~")[0]
     if name in INTEGRATOR_PROFILES:
         return dict(INTEGRATOR_PROFILES[name]), {}
     if name in EXTRA_CANDIDATES:
@@ -60,11 +63,13 @@ def child(spec: dict) -> dict:
     from mrd_backend.config import INTEGRATOR_PROFILES, RunConfig
     integ, attrs = candidate(spec["candidate"])
     name, _, schedule = spec["candidate"].partition("@")
+    name, _, every = name.partition("~")          # NAME~K: each view's guiding octree built every K passes
     INTEGRATOR_PROFILES.setdefault(name, integ)   # extra candidates exist only in this process
     cfg = RunConfig(scene=spec["scene"], envmap=spec["envmap"], model="mae", views=spec["views"],
                     width=spec["size"], height=spec["size"], spp=spec["spp"], epochs=spec["epochs"],
                     remesh=spec["remesh"], patience=0, seed=spec["seed"], integrator=name,
                     schedule=schedule or spec["schedule"], render_every=10 ** 6, mesh_every=10 ** 6, out=spec["out"],
+                    **({"guiding_every": int(every)} if every else {}),
                     **spec.get("config", {}))   # further RunConfig keys (bench_research_loop.py: the research rig)
     t0 = time.perf_counter()
     run, result, prof, _ = bench_run(cfg, sync=False, kernels=False, integrator_attrs=attrs, log=lambda *a: None)
@@ -97,6 +102,7 @@ def main(argv=None) -> int:
     p.add_argument("--schedule", default="per_view", choices=["per_view", "per_epoch"])
     p.add_argument("--out", default=None, help="folder for the runs (default: a temporary folder)")
     p.add_argument("--json", help="also write every run's figures to this JSON file")
+    p.add_argument("--config", help="JSON file of further RunConfig keys for every run (e.g. {\"evidence\": false})")
     p.add_argument("--child", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
@@ -111,7 +117,8 @@ def main(argv=None) -> int:
             for cand in order:
                 spec = dict(scene=scene, envmap=a.envmap, views=a.views, size=a.size, spp=a.spp, epochs=a.epochs,
                             remesh=a.remesh, seed=seed, candidate=cand, schedule=a.schedule,
-                            out=str(base / f"{scene}-{cand.replace('@', '-')}-{seed}"))
+                            out=str(base / f"{scene}-{cand.replace('@', '-').replace('~', '-k')}-{seed}"),
+                            config=json.loads(Path(a.config).read_text()) if a.config else {})
                 proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True,
                                       text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
                 line = next((x for x in proc.stdout.splitlines() if "RESULT {" in x), None)  # Mitsuba may colour

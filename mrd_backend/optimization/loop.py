@@ -105,6 +105,7 @@ class Run:
         # Built by _setup (None until then: the report and the end-of-run work check for that).
         self.mi = self.objective = self.scene = self.params = self.panel = self.panel_built = None
         self.P: Parameters | None = None
+        self.guiding = None             # render/guiding.py's GuidingReuse, or False without a guiding structure
         self.spp_grad = c.spp           # the backward pass's samples per pixel (the parameters' kind chooses)
         # The loop's state and the report's history.
         self.status, self.error = "running", None
@@ -157,7 +158,8 @@ class Run:
         self.P = kind.build(mi, spec, c, self.log, self.start)
         self.P.write_start(self.folder)
         self.scene, self.params = self.P.scene, self.P.params
-        steady_guiding(self.scene.integrator())  # same guiding, no per-step compiles or 1.2 GB buffers (render/guiding.py)
+        # same guiding, no per-step compiles or 1.2 GB buffers; each view's octree kept guiding_every passes
+        self.guiding = steady_guiding(self.scene.integrator(), every=c.guiding_every)   # (render/guiding.py)
 
     # -- epoch and evaluate -----------------------------------------------------------------------------------------
     def render(self, sensor, seed):
@@ -244,6 +246,8 @@ class Run:
             self.final_state = state
             with self.profile("remesh"):
                 remeshed = P.end_of_epoch(epoch)
+            if remeshed and self.guiding:
+                self.guiding.forget()           # new topology: the octrees' sample space is another one
             seconds = time.perf_counter() - t0
             if loss < self.best - c.min_delta:
                 self.best, self.bad, self.best_state = loss, 0, state

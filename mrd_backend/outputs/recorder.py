@@ -138,7 +138,8 @@ class Recorder:
              "scene": c.scene if run.spec is None else run.spec.name, "envmap": run.spec.environment.name,
              "model": c.model, "weights": obj.weights_used if obj else c.weights, "preprocess": c.preprocess,
              "variant": variant, "versions": versions(),
-             "integrator": {"profile": c.integrator, **run.spec.integrator_dict(), "spp_grad": run.spp_grad},
+             "integrator": {"profile": c.integrator, **run.spec.integrator_dict(), "spp_grad": run.spp_grad,
+                            **(run.guiding.describe() if run.guiding else {})},
              "objective": obj.describe() if obj else {"name": c.model}, "config": c.to_dict(),
              "started": run.folder.started, "seconds": time.time() - run.folder.started,
              "steps": run.steps, "profile": run.profile.summary(), "files": run.folder.files}

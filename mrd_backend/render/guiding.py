@@ -52,8 +52,59 @@ def sized_octree_class():
     return SizedOctree
 
 
-def steady_guiding(integrator) -> bool:
-    """Applies both levers to a projective integrator's guiding set-up; True if it has one."""
+class GuidingReuse:
+    """Which octree each view's backward pass uses: a fresh one every `every`-th pass of that view, else the view's
+    last one. Guiding only shapes where the indirect-silhouette term is sampled (the estimator divides by the
+    octree's pdf, render_indirect_silhouette in Mitsuba's ad/integrators/common.py), and the octree lives in
+    boundary-sample space, whose coordinates name a shape and an edge of it: a kept octree stays a valid density
+    while the vertices move, and is stale once the topology changes. So a build is forced when a silhouette shape's
+    face or vertex count changes, and after `forget()` (the loop calls it after a remesh). docs/speed.md."""
+
+    def __init__(self, every: int = 1):
+        self.every = max(1, int(every))
+        self.views = {}     # id(sensor) -> [sensor, octree, passes since its build, topology]
+        self.builds = 0
+        self.reuses = 0
+
+    def forget(self):
+        """The next backward pass of every view builds its octree afresh (after a remesh)."""
+        self.views.clear()
+
+    @staticmethod
+    def topology(scene) -> tuple:
+        return tuple((int(s.face_count()), int(s.vertex_count())) if hasattr(s, "face_count") else (id(s),)
+                     for s in scene.silhouette_shapes())
+
+    def describe(self) -> dict:
+        """For report.json; octree_builds counts every set-up run, also those that found no shadow boundary."""
+        return {"guiding_every": self.every, "octree_builds": self.builds, "octree_reuses": self.reuses}
+
+    def wrap(self, detail, build):
+        def init_indirect_silhouette(scene, sensor, seed, *args, **kwargs):
+            if self.every > 1:
+                if isinstance(sensor, int):
+                    sensor = scene.sensors()[sensor]
+                view = self.views.get(id(sensor))
+                topology = self.topology(scene)
+                if (view is not None and view[0] is sensor and view[3] == topology and view[2] < self.every
+                        and view[1] is not None):
+                    view[2] += 1
+                    self.reuses += 1
+                    detail.guiding_distr = view[1]
+                    return None
+            result = build(scene, sensor, seed, *args, **kwargs)
+            self.builds += 1
+            if self.every > 1:
+                # the sensor is kept so that its id is not reused; a failed build (None) is retried next pass
+                self.views[id(sensor)] = [sensor, detail.guiding_distr, 1, topology]
+            return result
+        return init_indirect_silhouette
+
+
+def steady_guiding(integrator, every: int = 1):
+    """Applies both levers to a projective integrator's guiding set-up, and keeps each view's octree for `every`
+    backward passes (1: a fresh one every pass, as Mitsuba does). Returns the GuidingReuse (its `forget()` forces
+    rebuilds) if the integrator has a guiding set-up, else False."""
     import drjit as dr
     from .variant import mitsuba
     detail = getattr(integrator, "proj_detail", None)
@@ -63,7 +114,7 @@ def steady_guiding(integrator) -> bool:
     original = detail.init_indirect_silhouette
     octree = sized_octree_class()
 
-    def init_indirect_silhouette(*args, **kwargs):
+    def build(*args, **kwargs):
         threshold, shipped = dr.expand_threshold(), mi.ad.OcSpaceDistr
         dr.set_expand_threshold(0)
         mi.ad.OcSpaceDistr = octree     # looked up by name when the set-up builds its octree
@@ -72,5 +123,6 @@ def steady_guiding(integrator) -> bool:
         finally:
             mi.ad.OcSpaceDistr = shipped
             dr.set_expand_threshold(threshold)
-    detail.init_indirect_silhouette = init_indirect_silhouette
-    return True
+    reuse = GuidingReuse(every)
+    detail.init_indirect_silhouette = reuse.wrap(detail, build)
+    return reuse
