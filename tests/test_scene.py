@@ -111,3 +111,12 @@ def test_bundled_meshes_and_remesh_keeps_closed_manifold():
     nv, nf = remesh(v, f)
     assert manifold_problems(nv, nf) == ""
     assert abs(len(nv) - len(v)) < len(v)  # same resolution, roughly
+
+
+@pytest.mark.parametrize("name", ["suzanne", "knot", "blob"])
+def test_bundled_targets_face_outward(name):
+    """A one-sided BSDF shades only the side a face's normal points to: inward faces (the knot had them) render a
+    black silhouette. Outward winding is a positive signed volume."""
+    v, f = load_target_mesh(name)
+    p0, p1, p2 = (np.asarray(v, np.float64)[f[:, k]] for k in range(3))
+    assert np.einsum("ij,ij->i", p0, np.cross(p1, p2)).sum() / 6 > 0

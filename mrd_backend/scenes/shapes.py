@@ -27,6 +27,11 @@ def _tube(curve: np.ndarray, radius: float, sides: int = 16) -> tuple[np.ndarray
     a0, a1 = i * sides + j, i * sides + (j + 1) % sides
     b0, b1 = ((i + 1) % n) * sides + j, ((i + 1) % n) * sides + (j + 1) % sides
     f = np.concatenate([np.stack([a0, b0, b1], -1).reshape(-1, 3), np.stack([a0, b1, a1], -1).reshape(-1, 3)])
+    # Which way these triangles wind depends on the curve's frame; a one-sided BSDF needs outward normals
+    # (inward ones rendered the knot as a black silhouette), so wind them to a positive signed volume.
+    p0, p1, p2 = (v[f[:, k]] for k in range(3))
+    if np.einsum("ij,ij->i", p0, np.cross(p1, p2)).sum() < 0:
+        f = f[:, ::-1]
     return v.astype(np.float32), f.astype(np.int32)
 
 
