@@ -47,13 +47,19 @@ def _cancel_after(j, step, limit=300):
     j.worker.proc.wait(limit)   # the UI lets go of a cancelled run at once; the backend then finishes its files
 
 
-def real_run_cancelled(tmp):
+def _real_run_cancelled_at_step_1(tmp, epochs):
+    """A real run of the tiny scene, cancelled from the UI once step 1 is shown: (the target object, the job)."""
     enable()
     from mrd_blender_addon import job
     ob, _ = build_scene(tmp, texture=False)
-    settings(**dict(TINY, epochs=40), keep_every=1, output_dir=os.path.join(tmp, "runs"))
+    settings(**dict(TINY, epochs=epochs), keep_every=1, output_dir=os.path.join(tmp, "runs"))
     j = job.Job.start(bpy.context)
     _cancel_after(j, 1)
+    return ob, j
+
+
+def real_run_cancelled(tmp):
+    ob, j = _real_run_cancelled_at_step_1(tmp, epochs=40)
     report = json.loads((j.run_dir / "report.json").read_text())
     res = bpy.data.objects[ob.name + ".metamer"]
     keys = [k.name for k in bpy.data.objects[ob.name + ".metamer steps.00"].data.shape_keys.key_blocks]
@@ -121,12 +127,8 @@ def real_material_run(tmp):
 
 
 def cancelled_then_resumed(tmp):
-    enable()
     from mrd_blender_addon import job
-    ob, _ = build_scene(tmp, texture=False)
-    settings(**dict(TINY, epochs=6), keep_every=1, output_dir=os.path.join(tmp, "runs"))
-    j = job.Job.start(bpy.context)
-    _cancel_after(j, 1)
+    ob, j = _real_run_cancelled_at_step_1(tmp, epochs=6)
     job.CURRENT, job.LAST = None, j
     res = bpy.data.objects[ob.name + ".metamer"]
     bpy.context.view_layer.objects.active = res
