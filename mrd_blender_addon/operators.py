@@ -19,6 +19,16 @@ def _refuse(cls, why: str) -> bool:
     return False
 
 
+def _launch(op, context, **kwargs):
+    """job.launch; a refused launch is reported on the operator and gives None (in background mode Blender prints
+    the report once and bpy.ops raises with it)."""
+    try:
+        return job.launch(context, **kwargs)
+    except job.JobError as exc:
+        op.report({"ERROR"}, str(exc))
+        return None
+
+
 class MRD_OT_optimize_metamer(bpy.types.Operator):
     """Optimize a metamer of the target: export it, run the backend in its own process and show the result next to
     the target while it runs (blocks until done in background mode)"""
@@ -33,10 +43,8 @@ class MRD_OT_optimize_metamer(bpy.types.Operator):
         return context.scene is not None and hasattr(context.scene, "mrd")
 
     def execute(self, context):
-        try:
-            j = job.launch(context)
-        except job.JobError as exc:
-            self.report({"ERROR"}, str(exc))  # background: Blender prints it (once) and bpy.ops raises with it
+        j = _launch(self, context)
+        if j is None:
             return {"CANCELLED"}
         if not bpy.app.background:
             for w in j.warnings:
@@ -79,16 +87,14 @@ class MRD_OT_resume(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         if _busy():
-            return False
+            return _refuse(cls, "a run is going: cancel it first")
         if job.resumable_run(context) is None:
             return _refuse(cls, "no cancelled run to resume (select its result)")
         return True
 
     def execute(self, context):
-        try:
-            j = job.launch(context, resume_dir=job.resumable_run(context))
-        except job.JobError as exc:
-            self.report({"ERROR"}, str(exc))
+        j = _launch(self, context, resume_dir=job.resumable_run(context))
+        if j is None:
             return {"CANCELLED"}
         if bpy.app.background and j.status == "failed":
             self.report({"ERROR"}, j.summary())
